@@ -1,0 +1,48 @@
+"""What every task shares: the chunk cache key, per-store result storage, library logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from prefect import Task
+from prefect.context import TaskRunContext
+
+from logosim.chunks import ChunkJob
+
+# Library logs (loguru) reach Prefect's run logs through the stdlib "logosim" logger, which
+# Prefect attaches its API handler to when listed in PREFECT_LOGGING_EXTRA_LOGGERS.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "logosim")
+_stdlib = logging.getLogger("logosim")
+_stdlib.setLevel(logging.INFO)
+_BRIDGE_INSTALLED = False
+
+
+def install_log_bridge() -> None:
+    global _BRIDGE_INSTALLED
+    if _BRIDGE_INSTALLED:
+        return
+
+    def forward(message: Any) -> None:
+        record = message.record
+        _stdlib.log(record["level"].no, "%s", record["message"])
+
+    logger.add(forward, level="INFO", format="{message}")
+    _BRIDGE_INSTALLED = True
+
+
+install_log_bridge()
+
+
+def chunk_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Content digest + stage version: never the run id, batch size or device."""
+    job: ChunkJob = parameters["job"]
+    return job.cache_key
+
+
+def for_store(task: Task, store_root: str | Path) -> Task:
+    """Persist ``task``'s results (manifests) and cache records inside the artifact store."""
+    return task.with_options(result_storage=Path(store_root).resolve() / "_prefect" / "results")
