@@ -77,8 +77,20 @@ DEFAULT_SIMPLE_VERSION = "1.2.102"
 
 # Trailing name tokens that mark a rendition variant of the same brand in SVG Logos.
 VARIANT_TOKENS = {
-    "icon", "wordmark", "logo", "dark", "light", "mono", "alt", "clean", "color",
-    "colour", "classic", "old", "vertical", "horizontal",
+    "icon",
+    "wordmark",
+    "logo",
+    "dark",
+    "light",
+    "mono",
+    "alt",
+    "clean",
+    "color",
+    "colour",
+    "classic",
+    "old",
+    "vertical",
+    "horizontal",
 }
 # Variants drawn for dark backgrounds (mostly white); left out of the demo set.
 EXCLUDED_TOKENS = {"dark"}
@@ -114,7 +126,9 @@ def npm_pack(spec: str, dest: Path) -> Path:
     """``npm pack <spec>`` into *dest*; returns the tarball path."""
     out = subprocess.run(
         ["npm", "pack", spec, "--json", "--pack-destination", str(dest)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     filename = json.loads(out)[0]["filename"]
     # npm reports scoped names as "@scope/name-1.0.0.tgz" but writes "scope-name-1.0.0.tgz"
@@ -173,10 +187,19 @@ def icon_categories(icon_set: dict) -> dict[str, str]:
     return cats
 
 
-def logos_base(name: str) -> str:
+def logos_base(name: str, names: set[str] | dict) -> str:
+    """Brand base of a SVG Logos name: strip trailing variant tokens.
+
+    Numeric tokens (``google-calendar-2020``, ``bem-2``) are only stripped when the
+    shorter name exists in the set, so ``html-5`` stays ``html-5``.
+    """
     tokens = name.split("-")
-    while len(tokens) > 1 and (tokens[-1] in VARIANT_TOKENS or tokens[-1].isdigit()):
-        tokens.pop()
+    while len(tokens) > 1:
+        last, rest = tokens[-1], "-".join(tokens[:-1])
+        if last in VARIANT_TOKENS or (last.isdigit() and rest in names):
+            tokens.pop()
+        else:
+            break
     return "-".join(tokens)
 
 
@@ -200,8 +223,7 @@ def collect_icons(logos: dict, simple: dict, simple_meta: list[dict], size: int)
     # Simple Icons metadata: slug (iconify spelling) -> entry
     meta = {m["slug"].replace("_", "-"): m for m in simple_meta}
     non_cc0 = {
-        s for s, m in meta.items()
-        if m.get("license") and m["license"].get("type") != "CC0-1.0"
+        s for s, m in meta.items() if m.get("license") and m["license"].get("type") != "CC0-1.0"
     }
     simple_icons = {k: v for k, v in simple_icons.items() if k not in non_cc0}
 
@@ -209,7 +231,7 @@ def collect_icons(logos: dict, simple: dict, simple_meta: list[dict], size: int)
     # SVG Logos: base name -> members
     logos_by_base: dict[str, list[str]] = defaultdict(list)
     for name in logos_icons:
-        logos_by_base[logos_base(name)].append(name)
+        logos_by_base[logos_base(name, logos_icons)].append(name)
     base_by_key: dict[str, list[str]] = defaultdict(list)
     for base in logos_by_base:
         base_by_key[key(base)].append(base)
@@ -237,7 +259,7 @@ def collect_icons(logos: dict, simple: dict, simple_meta: list[dict], size: int)
     for name, ic in logos_icons.items():
         if set(name.split("-")[1:]) & EXCLUDED_TOKENS:
             continue
-        base = logos_base(name)
+        base = logos_base(name, logos_icons)
         text = None
         if f"{name}-icon" in logos_icons:
             slug = simple_brand.get(base)
@@ -257,24 +279,27 @@ def collect_icons(logos: dict, simple: dict, simple_meta: list[dict], size: int)
 # ----------------------------------------------------------------------- render
 
 
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def render(svg: str) -> tuple[bytes | None, str]:
     """Render to an optimised RGBA PNG; returns (png or None, reason)."""
     try:
         raw = bytes(resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True))
-    except Exception as exc:  # noqa: BLE001 -- invalid SVGs are skipped, not fatal
+    except Exception as exc:  # invalid SVGs are skipped, not fatal
         return None, f"render error: {exc}"
     im = Image.open(io.BytesIO(raw)).convert("RGBA")
-    alpha = im.getchannel("A")
-    hist = alpha.histogram()
-    n = im.width * im.height
-    opaque = sum(hist[128:])
-    if opaque < 0.005 * n:
+    alpha_box = im.getchannel("A").point(lambda v: 255 if v >= 128 else 0).getbbox()
+    if alpha_box is None:
         return None, "blank"
-    # near-white marks vanish on white backgrounds: drop them
-    light = im.convert("RGB").convert("L").point(lambda v: 255 if v > 230 else 0)
-    mask = alpha.point(lambda v: 255 if v >= 128 else 0)
-    light_opaque = ImageChops.multiply(light, mask).histogram()[255]
-    if light_opaque > 0.6 * opaque:
+    # "ink" = what stays visible when composited on white. Marks drawn (partly) in
+    # white without an outline, e.g. white wordmarks, lose much of their extent.
+    on_white = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im).convert("RGB")
+    r, g, b = on_white.split()
+    darkest = ImageChops.darker(ImageChops.darker(r, g), b)  # min over channels
+    ink_box = darkest.point(lambda v: 255 if v < 225 else 0).getbbox()
+    if ink_box is None or _area(ink_box) < 0.5 * _area(alpha_box):
         return None, "near-white"
     out = io.BytesIO()
     im.save(out, "PNG", optimize=True)
@@ -284,15 +309,22 @@ def render(svg: str) -> tuple[bytes | None, str]:
 # -------------------------------------------------------------------- selection
 
 
-def select(icons: list[Icon], pngs: dict[str, bytes], max_images: int, max_groups: int,
-           max_bytes: int, seed: int) -> list[tuple[Icon, str]]:
+def select(
+    icons: list[Icon],
+    pngs: dict[str, bytes],
+    max_images: int,
+    max_groups: int,
+    max_bytes: int,
+    seed: int,
+) -> list[tuple[Icon, str]]:
     ok = [ic for ic in icons if f"{ic.collection}/{ic.name}" in pngs]
     by_brand: dict[str, list[Icon]] = defaultdict(list)
     for ic in ok:
         by_brand[ic.brand].append(ic)
     groups = sorted(b for b, m in by_brand.items() if len(m) >= 2)
-    singles = sorted((m[0] for b, m in by_brand.items() if len(m) == 1),
-                     key=lambda ic: (ic.collection, ic.name))
+    singles = sorted(
+        (m[0] for b, m in by_brand.items() if len(m) == 1), key=lambda ic: (ic.collection, ic.name)
+    )
     rng = random.Random(seed)
     rng.shuffle(groups)
     # mix of singletons from both collections, interleaved
@@ -337,16 +369,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output parquet path")
     ap.add_argument("--max-images", type=int, default=1800, help="max rows (default 1800)")
-    ap.add_argument("--max-groups", type=int, default=400,
-                    help="max brands with >= 2 renditions (default 400)")
-    ap.add_argument("--max-mb", type=float, default=9.0,
-                    help="budget for the PNG payload in MB (default 9.0)")
+    ap.add_argument(
+        "--max-groups", type=int, default=400, help="max brands with >= 2 renditions (default 400)"
+    )
+    ap.add_argument(
+        "--max-mb", type=float, default=9.0, help="budget for the PNG payload in MB (default 9.0)"
+    )
     ap.add_argument("--size", type=int, default=224, help="longer side in px (default 224)")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     ap.add_argument("--logos-version", default=DEFAULT_LOGOS_VERSION)
     ap.add_argument("--simple-icons-version", default=DEFAULT_SIMPLE_VERSION)
-    ap.add_argument("--cache-dir", type=Path, default=None,
-                    help="reuse/keep npm tarballs here instead of a temp dir")
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="reuse/keep npm tarballs here instead of a temp dir",
+    )
     ap.add_argument("--workers", type=int, default=None, help="render processes")
     args = ap.parse_args(argv)
 
@@ -374,8 +412,11 @@ def main(argv: list[str] | None = None) -> int:
             simple_meta = read_tar_json(meta_tgz, "data/simple-icons.json", [])
             if isinstance(simple_meta, dict):  # older layout: {"icons": [...]}
                 simple_meta = simple_meta.get("icons", [])
-        print(f"{LOGOS_PKG}@{args.logos_version}, {SIMPLE_PKG}@{args.simple_icons_version}, "
-              f"{SIMPLE_META_PKG}@{upstream}", file=sys.stderr)
+        print(
+            f"{LOGOS_PKG}@{args.logos_version}, {SIMPLE_PKG}@{args.simple_icons_version}, "
+            f"{SIMPLE_META_PKG}@{upstream}",
+            file=sys.stderr,
+        )
 
     icons = collect_icons(logos, simple, simple_meta, args.size)
     print(f"{len(icons)} candidate icons; rendering ...", file=sys.stderr)
@@ -383,15 +424,16 @@ def main(argv: list[str] | None = None) -> int:
         results = list(pool.map(render, [ic.svg for ic in icons], chunksize=32))
     pngs: dict[str, bytes] = {}
     dropped: dict[str, int] = defaultdict(int)
-    for ic, (png, why) in zip(icons, results):
+    for ic, (png, why) in zip(icons, results, strict=True):
         if png is None:
             dropped[why.split(":")[0]] += 1
         else:
             pngs[f"{ic.collection}/{ic.name}"] = png
     print(f"rendered {len(pngs)}, dropped {dict(dropped)}", file=sys.stderr)
 
-    chosen = select(icons, pngs, args.max_images, args.max_groups,
-                    int(args.max_mb * 1_000_000), args.seed)
+    chosen = select(
+        icons, pngs, args.max_images, args.max_groups, int(args.max_mb * 1_000_000), args.seed
+    )
     table = pa.table(
         {
             "id": [f"{ic.collection}/{ic.name}" for ic, _ in chosen],
@@ -408,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, args.out, compression="zstd", row_group_size=256)
     n_groups = len({g for _, g in chosen if g})
-    print(f"wrote {args.out}: {len(chosen)} rows, {n_groups} groups, "
-          f"{args.out.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
+    print(
+        f"wrote {args.out}: {len(chosen)} rows, {n_groups} groups, "
+        f"{args.out.stat().st_size / 1e6:.2f} MB",
+        file=sys.stderr,
+    )
     return 0
 
 

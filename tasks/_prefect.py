@@ -43,6 +43,17 @@ def chunk_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return job.cache_key
 
 
+def transient_io(task: Task, task_run: Any, state: Any) -> bool:
+    """Retry condition: only I/O hiccups (OSError) are worth a retry; bad data never is."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as raised:  # the failure the task run recorded
+            exc = raised
+    return isinstance(exc, OSError)
+
+
 def for_store(task: Task, store_root: str | Path) -> Task:
     """Persist ``task``'s results (manifests) and cache records inside the artifact store."""
     return task.with_options(result_storage=Path(store_root).resolve() / "_prefect" / "results")

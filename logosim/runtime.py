@@ -1,0 +1,182 @@
+"""How a batch goes through the backbone: device, precision and engine.
+
+Options (all produce the same descriptors up to rounding; ``bench/bench_embed.py`` measures
+speed and cosine against fp32 eager):
+- ``eager``: PyTorch fp32, the reference.
+- ``channels_last``: PyTorch fp32 with NHWC memory layout (faster convolutions on CPU).
+- ``bf16``: PyTorch bfloat16 autocast, channels-last (CPU with AVX-512 bf16).
+- ``onnx``: the backbone+pooling exported to ONNX once per model version and run with
+  ONNX Runtime, one intra-op thread per physical core.
+- ``fp16``: CUDA only, float16 autocast, channels-last.
+``auto`` picks ``fp16`` on CUDA and :data:`CPU_AUTO` on CPU.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+from loguru import logger
+
+from logosim.models import Backbone
+
+RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "fp16"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+# Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json): ONNX Runtime was
+# the fastest CPU option end to end with min cosine ≥ 0.999 against fp32 eager.
+CPU_AUTO: RuntimeName = "onnx"
+ONNX_OPSET = 17
+
+
+class RuntimeUnavailableError(RuntimeError):
+    """The requested runtime cannot run here (no CUDA, no onnxruntime)."""
+
+
+class Runtime(Protocol):
+    name: str
+    device: str
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """NCHW float32 batch → (N, D) float32 descriptors."""
+        ...
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def resolve_device(device: DeviceName) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeUnavailableError("device 'cuda' requested but no CUDA device is available")
+    return device
+
+
+def resolve_runtime(name: RuntimeName, device: str) -> RuntimeName:
+    """The concrete option for ``auto``; refuses combinations that cannot work."""
+    if name == "auto":
+        return "fp16" if device == "cuda" else CPU_AUTO
+    if name == "fp16" and device != "cuda":
+        raise RuntimeUnavailableError("runtime 'fp16' needs CUDA; on CPU use 'bf16' or 'onnx'")
+    return name
+
+
+class TorchRuntime:
+    """PyTorch inference, optionally channels-last and under autocast."""
+
+    def __init__(
+        self,
+        module: Backbone,
+        device: str,
+        *,
+        name: str = "eager",
+        channels_last: bool = False,
+        autocast: torch.dtype | None = None,
+    ) -> None:
+        self.name, self.device = name, device
+        self.channels_last, self.autocast = channels_last, autocast
+        self.module = module.to(device)
+        if channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch)
+        if self.device == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.autocast is not None:
+            with torch.autocast(device_type=self.device, dtype=self.autocast):
+                out = self.module(x)
+        else:
+            out = self.module(x)
+        return out.float().cpu().numpy()
+
+
+def export_onnx(module: Backbone, size: int) -> bytes:
+    """The backbone+pooling as an ONNX graph with a dynamic batch axis."""
+    buffer = io.BytesIO()
+    example = torch.zeros(2, 3, size, size)
+    torch.onnx.export(
+        module.cpu().eval(),
+        (example,),
+        buffer,
+        input_names=["images"],
+        output_names=["embeddings"],
+        dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+        opset_version=ONNX_OPSET,
+        dynamo=False,  # the TorchScript exporter needs no onnxscript and handles timm models
+    )
+    return buffer.getvalue()
+
+
+class OnnxRuntime:
+    """ONNX Runtime session, intra-op threads = physical cores (more only adds contention)."""
+
+    name = "onnx"
+
+    def __init__(self, model: bytes | Path, device: str = "cpu", threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RuntimeUnavailableError("runtime 'onnx' needs: pip install onnxruntime") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or physical_cores()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        source = str(model) if isinstance(model, Path) else model
+        self.session = ort.InferenceSession(source, options, providers=providers)
+        self.device = device
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0].astype(np.float32, copy=False)
+
+
+def build_runtime(
+    name: RuntimeName,
+    device: DeviceName,
+    module: Backbone,
+    *,
+    onnx_model: Callable[[], bytes | Path] | None = None,
+    size: int = 224,
+) -> Runtime:
+    """Make the runtime ``name`` on ``device``; ``onnx_model`` supplies a (cached) export."""
+    dev = resolve_device(device)
+    concrete = resolve_runtime(name, dev)
+    if dev == "cpu":
+        torch.set_num_threads(physical_cores())
+    if concrete == "eager":
+        return TorchRuntime(module, dev, name="eager")
+    if concrete == "channels_last":
+        return TorchRuntime(module, dev, name="channels_last", channels_last=True)
+    if concrete == "bf16":
+        return TorchRuntime(module, dev, name="bf16", channels_last=True, autocast=torch.bfloat16)
+    if concrete == "fp16":
+        return TorchRuntime(module, dev, name="fp16", channels_last=True, autocast=torch.float16)
+    if concrete == "onnx":
+        model = onnx_model() if onnx_model is not None else export_onnx(module, size)
+        try:
+            return OnnxRuntime(model, dev)
+        except RuntimeUnavailableError as exc:
+            if name != "auto":
+                raise
+            logger.warning(f"{exc}; falling back to channels_last")
+            return TorchRuntime(module, dev, name="channels_last", channels_last=True)
+    raise ValueError(f"unknown runtime {name!r}")

@@ -1,0 +1,121 @@
+"""MoCo-style contrastive model: a query encoder, a momentum key encoder, symmetric InfoNCE.
+
+Query path: backbone → projector → predictor; key path: momentum copies of backbone and
+projector (no gradients). The loss is symmetric (view 1 queries view 2's keys and back).
+Negatives are the other keys of the batch (MoCo v3) plus, with ``queue_size > 0``, a queue
+of past keys (MoCo v2's dictionary); ``queue_size=0`` is the queue-free v3 form.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """Linear → BN → ReLU → Linear, the head shape of MoCo v2/v3 and SimSiam."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, out_dim),
+    )
+
+
+def info_nce(
+    query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, temperature: float
+) -> torch.Tensor:
+    """Cross-entropy of each query against its own key among the batch keys (+ the queue)."""
+    q = F.normalize(query.float(), dim=1)
+    k = F.normalize(keys.float(), dim=1)
+    logits = q @ k.T
+    if queue is not None and len(queue):
+        logits = torch.cat([logits, q @ queue.T], dim=1)
+    labels = torch.arange(len(q), device=q.device)
+    return F.cross_entropy(logits / temperature, labels)
+
+
+def momentum_at(step: int, total_steps: int, base: float, cosine: bool) -> float:
+    """Key-encoder momentum; with ``cosine`` it rises from ``base`` to 1 over the run."""
+    if not cosine or total_steps <= 0:
+        return base
+    progress = min(step / total_steps, 1.0)
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+class MoCo(nn.Module):
+    """Query/key encoders with heads and an optional key queue (all in ``state_dict``)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        dim: int,
+        *,
+        proj_dim: int = 256,
+        hidden_dim: int = 1024,
+        queue_size: int = 65_536,
+        temperature: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp(dim, hidden_dim, proj_dim)
+        self.predictor = mlp(proj_dim, hidden_dim, proj_dim)
+        self.key_backbone = copy.deepcopy(backbone)
+        self.key_projector = copy.deepcopy(self.projector)
+        for param in self.key_encoder_parameters():
+            param.requires_grad_(False)
+        self.temperature = temperature
+        queue = F.normalize(torch.randn(queue_size, proj_dim), dim=1)
+        self.register_buffer("queue", queue)
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def key_encoder_parameters(self):
+        yield from self.key_backbone.parameters()
+        yield from self.key_projector.parameters()
+
+    def query_modules(self) -> list[nn.Module]:
+        return [self.backbone, self.projector, self.predictor]
+
+    @torch.no_grad()
+    def update_key_encoder(self, momentum: float) -> None:
+        """key ← m·key + (1−m)·query, for parameters and BN statistics alike."""
+        for q_mod, k_mod in ((self.backbone, self.key_backbone), (self.projector, self.key_projector)):
+            for q, k in zip(q_mod.parameters(), k_mod.parameters(), strict=True):
+                k.mul_(momentum).add_(q.detach(), alpha=1.0 - momentum)
+            for q, k in zip(q_mod.buffers(), k_mod.buffers(), strict=True):
+                k.copy_(q)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        size = len(self.queue)
+        if size == 0:
+            return
+        keys = F.normalize(keys.float(), dim=1)[-size:]
+        ptr = int(self.queue_ptr)
+        idx = (torch.arange(len(keys), device=keys.device) + ptr) % size
+        self.queue[idx] = keys
+        self.queue_ptr.fill_((ptr + len(keys)) % size)
+
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """The symmetric loss of one batch of positive pairs; updates nothing."""
+        q1 = self.predictor(self.projector(self.backbone(view1)))
+        q2 = self.predictor(self.projector(self.backbone(view2)))
+        with torch.no_grad():
+            k1 = self.key_projector(self.key_backbone(view1))
+            k2 = self.key_projector(self.key_backbone(view2))
+        self._last_keys = torch.cat([k1, k2]).detach()
+        queue = self.queue.clone() if len(self.queue) else None
+        return 0.5 * (
+            info_nce(q1, k2, queue, self.temperature) + info_nce(q2, k1, queue, self.temperature)
+        )
+
+    def after_step(self, momentum: float) -> None:
+        """Momentum update of the key encoder, then enqueue this batch's keys."""
+        self.update_key_encoder(momentum)
+        if getattr(self, "_last_keys", None) is not None:
+            self.enqueue(self._last_keys)
+            self._last_keys = None

@@ -1,0 +1,39 @@
+"""Index task: build the FAISS index from the embedding chunks; cached on their content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from logosim.chunks import stable_digest
+from logosim.index import INDEX_VERSION, IndexParams, build_index
+from logosim.store import ArtifactStore, Manifest
+from tasks._prefect import transient_io
+
+
+def index_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Embedding chunk sha256s + PCA model sha256 + index settings (+ what produced them)."""
+    pca: Manifest | None = parameters["pca"]
+    return (
+        "index-"
+        + stable_digest(
+            INDEX_VERSION,
+            [m.sha256 for m in parameters["embeddings"]],
+            pca.sha256 if pca else None,
+            parameters["params"],
+            parameters.get("meta") or {},
+        )[:32]
+    )
+
+
+@task(cache_key_fn=index_cache_key, persist_result=True, retries=2, retry_condition_fn=transient_io)
+def build_index_task(
+    store: str,
+    embeddings: list[Manifest],
+    pca: Manifest | None,
+    params: IndexParams,
+    meta: dict | None = None,
+) -> Manifest:
+    return build_index(ArtifactStore(store), embeddings, pca, params, meta=meta)

@@ -1,0 +1,31 @@
+"""Stats tasks: one cached task per checkpoint chunk, one that publishes the merged figures."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from logosim.chunks import ChunkJob
+from logosim.sources import SourceSpec
+from logosim.stats import StatsSummary, compute_chunk_stats, finish_stats
+from logosim.store import ArtifactStore, Manifest
+from tasks._prefect import chunk_cache_key, transient_io
+
+
+# Cached on chunk content + stats version: a rerun after a kill skips every finished chunk.
+@task(
+    cache_key_fn=chunk_cache_key,
+    persist_result=True,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_io,
+)
+def stats_chunk(job: ChunkJob) -> Manifest:
+    return compute_chunk_stats(job)
+
+
+# Cheap (merging counters, drawing a few charts), so always rerun: it reflects the plan.
+@task(retries=2, retry_condition_fn=transient_io)
+def publish_stats(
+    store: str, source: SourceSpec, chunks: list[Manifest]
+) -> tuple[StatsSummary, dict]:
+    return finish_stats(ArtifactStore(store), source, chunks)
