@@ -46,11 +46,17 @@ def get_runner_settings() -> RunnerSettings:
     return RunnerSettings()
 
 
-def chunk_task_runner(settings: RunnerSettings | None = None) -> TaskRunner:
-    """The task runner for flows that fan out chunk tasks (pass it to ``@flow``)."""
+def chunk_task_runner(
+    settings: RunnerSettings | None = None, *, threads: int | None = None
+) -> TaskRunner:
+    """The task runner for flows that fan out chunk tasks (pass it to ``@flow``).
+
+    ``threads`` caps the thread pool for stages whose chunk already uses every core (OCR,
+    the embedder): ``threads=1`` runs chunks in turn locally, yet in parallel on Dask.
+    """
     settings = settings or get_runner_settings()
     if settings.task_runner == "threads":
-        return ThreadPoolTaskRunner(max_workers=settings.threads)
+        return ThreadPoolTaskRunner(max_workers=threads or settings.threads)
     return dask_task_runner(settings)
 
 

@@ -7,9 +7,11 @@ keyed on the chunk's content digest and the stats version, persisted in the stor
 from __future__ import annotations
 
 import argparse
+import os
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._chunks import run_chunk_tasks
 from logosim.chunks import plan_chunks
@@ -18,8 +20,12 @@ from logosim.sources import SourceSpec, open_source
 from logosim.stats import StatsParams, StatsSummary, stats_job
 from tasks.stats import publish_stats, stats_chunk
 
+# A few chunks at a time (decoding releases the GIL): checkpoints then finish one after the
+# other, so a kill loses little; Prefect's default would start every chunk at once.
+STATS_WORKERS = min(4, os.cpu_count() or 1)
 
-@flow(name="stats", log_prints=True)
+
+@flow(name="stats", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=STATS_WORKERS))
 def stats_flow(
     source: SourceSpec | None = None,
     store: str | None = None,

@@ -233,6 +233,7 @@ def build_index(
         **(meta or {}),
         "params": params.model_dump(),
         "pca": pca.sha256 if pca else None,
+        "pca_inputs": pca.meta.get("inputs") if pca else None,
         "embeddings": [m.sha256 for m in manifests],
         "build_seconds": round(build_s, 2),
         "recall_vs_exact": recall,
@@ -314,6 +315,19 @@ class LogoIndex:
             )
 
 
+def index_pca(store: ArtifactStore, index: Manifest) -> Manifest | None:
+    """The PCA model the index was built with (same bytes, or a refit of the same inputs)."""
+    if not index.meta.get("pca"):
+        return None
+    pca = store.load_verified(PCA_FILE)
+    inputs = index.meta.get("pca_inputs")
+    if pca is None or (
+        pca.sha256 != index.meta["pca"] and not (inputs and pca.meta.get("inputs") == inputs)
+    ):
+        raise IndexError_("the PCA model is missing or changed since the index was built: rebuild")
+    return pca
+
+
 def _rebuild_if_needed(store: ArtifactStore, loaded: LogoIndex) -> tuple[faiss.Index, IdTable]:
     table = loaded.table
     if not table.ids or len(table.tombstones) / len(table.ids) < loaded.params.rebuild_fraction:
@@ -330,9 +344,7 @@ def add_to_index(store: ArtifactStore, new_chunks: list[Manifest]) -> Manifest:
     """Add new or changed images (embedding chunks) without a rebuild; ids already indexed
     are replaced (their old slot is tombstoned)."""
     loaded = LogoIndex.load(store)
-    pca = store.load_verified(PCA_FILE) if loaded.manifest.meta.get("pca") else None
-    if pca is not None and pca.sha256 != loaded.manifest.meta["pca"]:
-        raise IndexError_("the PCA model changed since the index was built: rebuild the index")
+    pca = index_pca(store, loaded.manifest)
     describe = Descriptors.load(store, pca)
     added = 0
     for ids, vectors in _stream_vectors(store, new_chunks, describe):

@@ -63,6 +63,20 @@ def to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def to_chw(
+    image: Image.Image | np.ndarray, mean: Sequence[float], std: Sequence[float]
+) -> np.ndarray:
+    """One image as a contiguous CHW float32 array scaled with the model's mean/std.
+
+    Done per image in the decode threads (numpy releases the GIL), so the inference thread
+    only stacks ready arrays.
+    """
+    pixels = np.asarray(image, dtype=np.float32)
+    pixels *= np.float32(1.0 / 255.0) / np.asarray(std, dtype=np.float32)
+    pixels -= np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
 def to_batch(
     pixels: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:

@@ -176,15 +176,24 @@ def fit_and_save_pca(
     manifests: list[Manifest],
     params: PCAParams,
     train_ids: set[str] | None,
+    inputs: str = "",
 ) -> Manifest:
     """Fit on the train split's embeddings and publish ``pca/pca.npz``.
+
+    ``inputs`` (a digest of what the fit saw) is kept in the manifest so downstream caches
+    can key on it: a refit of the same inputs gives the same model but not the same bytes.
 
     With PCA disabled an empty marker artifact (rows=0) is written, so downstream stages
     depend on one manifest either way.
     """
     if not params.enabled:
         return store.write_arrays(
-            PCA_FILE, {"disabled": np.zeros(0)}, kind="pca", rows=0, versions={"pca": PCA_VERSION}
+            PCA_FILE,
+            {"disabled": np.zeros(0)},
+            kind="pca",
+            rows=0,
+            versions={"pca": PCA_VERSION},
+            meta={"inputs": inputs},
         )
     train_rows = count_train_rows(store, manifests, train_ids)
     model = fit_pca(
@@ -197,5 +206,10 @@ def fit_and_save_pca(
         kind="pca",
         rows=train_rows,
         versions={"pca": PCA_VERSION},
-        meta={"dims": model.dims, "params": params.model_dump(), "train_rows": train_rows},
+        meta={
+            "dims": model.dims,
+            "params": params.model_dump(),
+            "train_rows": train_rows,
+            "inputs": inputs,
+        },
     )

@@ -15,10 +15,10 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from logosim.decode import decode_image
-from logosim.index import LogoIndex
-from logosim.pca import PCA_FILE, Descriptors
+from logosim.index import LogoIndex, index_pca
+from logosim.pca import Descriptors
 from logosim.rerank import RerankParams, rerank
-from logosim.store import ArtifactStore, StoreError
+from logosim.store import ArtifactStore
 
 
 class SearchHit(BaseModel):
@@ -45,10 +45,7 @@ class Searcher:
         self.store = store if isinstance(store, ArtifactStore) else ArtifactStore(store)
         self.index = LogoIndex.load(self.store)
         meta = self.index.manifest.meta
-        pca = self.store.load_verified(PCA_FILE) if meta.get("pca") else None
-        if pca is not None and pca.sha256 != meta["pca"]:
-            raise StoreError("the PCA model changed since the index was built: rebuild the index")
-        self.describe = Descriptors.load(self.store, pca)
+        self.describe = Descriptors.load(self.store, index_pca(self.store, self.index.manifest))
         self.embed_settings = meta.get("embed", {})
         self.gallery_images = gallery_images
         self._embedder = None

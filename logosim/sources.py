@@ -150,8 +150,9 @@ class FolderSource:
                 if self.spec.group_column == "folder"
                 else None
             )
+            group = None if group in ("", ".") else group  # files at the top have no group
             yield _read_file(
-                LogoRecord(id=rel, ref=str(path), row=row, group=group or None), path, with_bytes
+                LogoRecord(id=rel, ref=str(path), row=row, group=group), path, with_bytes
             )
 
     def fingerprints(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[str, str]]:
@@ -268,6 +269,7 @@ class ParquetSource:
     ) -> Iterator[LogoRecord]:
         columns = [c for c in self.schema.names if with_bytes or c != self.image_column]
         known = {self.id_column, self.image_column, self.group_column, self.text_column}
+        known |= {"vienna_codes", "year"}  # read into their own fields, not metadata
         for first_row, batch in self._batches(start, stop, columns):
             for i, row in enumerate(batch.to_pylist()):
                 yield self._record(first_row + i, row, known, with_bytes)

@@ -125,28 +125,32 @@ def _order(seed: int, key: str) -> str:
 
 
 def assign_splits(items: list[SplitItem], params: SplitsParams) -> None:
-    """Set ``item.split``: units in seeded hash order fill each stratum's 70/15/15 quotas."""
+    """Set ``item.split``: units, in seeded hash order, go where their strata lag most.
+
+    Each stratum keeps its own count per split; a unit goes to the split furthest below
+    its 70/15/15 quota summed over the unit's members' strata, so a group spanning strata
+    pulls every stratum it touches toward its quota.
+    """
     units: dict[str, Unit] = {}
     for item in items:
         key = f"group:{item.group}" if item.group else f"id:{item.id}"
         units.setdefault(key, Unit(key)).members.append(item)
-    by_stratum: dict[str, list[Unit]] = defaultdict(list)
-    for unit in units.values():
-        # A group spanning strata goes with its most common one (ties: the smaller name).
-        counts = Counter(m.stratum for m in unit.members)
-        stratum = min(counts, key=lambda s: (-counts[s], s))
-        by_stratum[stratum].append(unit)
     shares = params.shares()
-    for stratum_units in by_stratum.values():
-        assigned = dict.fromkeys(SPLIT_NAMES, 0)
-        for unit in sorted(stratum_units, key=lambda u: _order(params.seed, u.key)):
-            size = len(unit.members)
-            total = sum(assigned.values()) + size
-            # The split furthest below its quota after this unit takes it.
-            split = max(SPLIT_NAMES, key=lambda s: shares[s] * total - assigned[s])
-            assigned[split] += size
-            for member in unit.members:
-                member.split = split
+    assigned: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SPLIT_NAMES, 0))
+    for unit in sorted(units.values(), key=lambda u: _order(params.seed, u.key)):
+        strata = Counter(m.stratum for m in unit.members)
+
+        def deficit(split: str, strata: Counter = strata) -> float:
+            return sum(
+                shares[split] * (sum(assigned[s].values()) + n) - assigned[s][split]
+                for s, n in strata.items()
+            )
+
+        split = max(SPLIT_NAMES, key=deficit)  # ties: train, then val, then test
+        for stratum, n in strata.items():
+            assigned[stratum][split] += n
+        for member in unit.members:
+            member.split = split
 
 
 def similar_pairs(

@@ -33,15 +33,21 @@ Brand matching (precision over recall):
 
 * SVG Logos names are reduced to a base by repeatedly stripping trailing
   variant tokens (``icon``, ``wordmark``, ``logo``, ``dark``, ``mono``, ``alt``,
-  ``color``, ``classic``, ``old``, ``vertical``, ... and purely numeric tokens
-  such as ``2020``); product names (``google-maps``) are not reduced to the
-  parent brand (``google``).
+  ``color``, ``classic``, ``old``, ``vertical``, ... and numeric tokens such as
+  ``2020`` when the shorter name exists); product names (``google-maps``) are
+  not reduced to the parent brand (``google``). ``-dark`` variants (drawn for
+  dark backgrounds) and renders that mostly vanish on white are left out.
 * A Simple Icons icon joins a SVG Logos base when the base with hyphens removed
   equals its slug exactly, or -- if no slug matches -- equals its normalised
   title (``Node.js`` -> ``nodejs``) and that title key is unique in both sets.
-* ``text``: in SVG Logos, when both ``x`` and ``x-icon`` exist, ``x`` is the
-  full logo with wordmark, so it gets the brand name (the Simple Icons title
-  when matched, else the name title-cased). Everything else gets null.
+* ``text``: in SVG Logos, when both ``x`` and ``x-icon`` exist and their aspect
+  ratios differ by >= 1.4x, ``x`` is the full logo with wordmark, so it gets the
+  brand name (the Simple Icons title when matched, else the name title-cased).
+  Everything else gets null.
+
+Selection: up to ``--max-groups`` brands with >= 2 renditions (seeded sample,
+at most 60 % of the rows and bytes), then single-rendition distractors
+alternating between the two collections until ``--max-images`` / ``--max-mb``.
 """
 
 from __future__ import annotations
@@ -210,6 +216,17 @@ def key(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s)
 
 
+def _aspect(icon_set: dict, icon: dict) -> float:
+    w = float(icon.get("width", icon_set.get("width", 16)))
+    h = float(icon.get("height", icon_set.get("height", 16)))
+    return w / h
+
+
+def _aspect_differs(icon_set: dict, a: dict, b: dict, factor: float = 1.4) -> bool:
+    ratio = _aspect(icon_set, a) / _aspect(icon_set, b)
+    return ratio >= factor or ratio <= 1 / factor
+
+
 def title_from_name(name: str) -> str:
     return " ".join(t.capitalize() for t in name.split("-"))
 
@@ -261,7 +278,9 @@ def collect_icons(logos: dict, simple: dict, simple_meta: list[dict], size: int)
             continue
         base = logos_base(name, logos_icons)
         text = None
-        if f"{name}-icon" in logos_icons:
+        sym = logos_icons.get(f"{name}-icon")
+        # x + x-icon: x is the full logo with wordmark -- unless both share a shape
+        if sym is not None and _aspect_differs(logos, ic, sym):
             slug = simple_brand.get(base)
             text = meta[slug]["title"] if slug in meta else title_from_name(name)
         svg = icon_svg(logos, ic, size)

@@ -14,13 +14,18 @@ from logosim.store import ArtifactStore, Manifest
 from tasks._prefect import transient_io
 
 
+def pca_inputs(parameters: dict[str, Any]) -> str:
+    """Embedding chunks (named by their content cache key) + which rows are train + settings.
+
+    Chunk names, not file sha256s: a chunk recomputed after its file was lost has the same
+    content but new bytes (.npz entries carry a timestamp), and must not force a refit.
+    """
+    chunks = [(m.path, m.rows) for m in parameters["embeddings"]]
+    return stable_digest(PCA_VERSION, chunks, parameters["splits_sha"], parameters["params"])
+
+
 def pca_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Embedding chunk digests + which rows are train (splits digest) + PCA settings."""
-    shas = [m.sha256 for m in parameters["embeddings"]]
-    return (
-        "pca-"
-        + stable_digest(PCA_VERSION, shas, parameters["splits_sha"], parameters["params"])[:32]
-    )
+    return "pca-" + pca_inputs(parameters)[:32]
 
 
 @task(cache_key_fn=pca_cache_key, persist_result=True, retries=2, retry_condition_fn=transient_io)
@@ -29,4 +34,5 @@ def fit_pca_task(
 ) -> Manifest:
     artifacts = ArtifactStore(store)
     train = load_split_ids(artifacts, "train") if splits_sha else None  # no splits: all rows
-    return fit_and_save_pca(artifacts, embeddings, params, train)
+    inputs = pca_inputs({"embeddings": embeddings, "params": params, "splits_sha": splits_sha})
+    return fit_and_save_pca(artifacts, embeddings, params, train, inputs=inputs)

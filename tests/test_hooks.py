@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from prefect import flow, task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 
 from flows.hooks import FAILURE_ARTIFACT_KEY, report_failure
 from logosim.faults import FAULT_ENV, InjectedFault, arm_fault, raise_fault_once
@@ -51,7 +56,7 @@ def test_failure_report_names_the_failed_chunk_of_a_subflow(prefect_server):
     assert "chunk-00001" in report and "unreadable" in report
     # Finished chunks and the subflow's placeholder task run are not reported as failures.
     assert "embed-chunk-00000" not in report and "embed-chunk-00002" not in report
-    rows = [line for line in report.splitlines() if line.startswith("| ")][1:]
+    rows = [line for line in report.splitlines() if line.startswith("| ")][2:]
     assert len(rows) == 1  # the chunk, not the subflow's placeholder task run
 
 
@@ -90,6 +95,8 @@ def test_injected_fault_is_retried_and_the_run_completes(prefect_server, tmp_pat
     assert state.is_completed() and state.result() == "done"
     with get_client(sync_client=True) as client:
         (task_run,) = client.read_task_runs(
-            flow_run_filter=dict(id=dict(any_=[state.state_details.flow_run_id]))
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
         )
     assert task_run.run_count == 2  # failed once with the injected OSError, then succeeded

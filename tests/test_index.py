@@ -54,7 +54,9 @@ def test_exact_index_finds_each_vector_first(store):
 
 def test_hnsw_above_threshold_reports_recall(store):
     features = clustered(2000, 32)
-    params = IndexParams(exact_below=1000, m=16, ef_construction=80, ef_search=128, recall_sample=100)
+    params = IndexParams(
+        exact_below=1000, m=16, ef_construction=80, ef_search=128, recall_sample=100
+    )
     manifest = build_index(store, write_chunks(store, features, 500), None, params)
     assert manifest.meta["type"] == "hnsw"
     recall = manifest.meta["recall_vs_exact"]

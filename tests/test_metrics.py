@@ -32,7 +32,7 @@ def test_group_of_three():
     # G0=0°, G1=5°, X=11°, G2=15°, Y=90°
     vectors = at_angles(0, 5, 11, 15, 90)
     groups = ["g", "g", "", "g", None]
-    ranks, gallery = relevant_ranks(vectors, groups)
+    ranks, _ = relevant_ranks(vectors, groups)
     assert [r.tolist() for r in ranks] == [[1, 3], [1, 3], [2, 3]]
     metrics = leave_one_out(vectors, groups)
     assert metrics["recall@1"] == pytest.approx(2 / 3)

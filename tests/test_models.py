@@ -66,7 +66,7 @@ def test_load_by_position_refuses_a_mismatch():
 
     state = torch.load(wheel_weights_path(), map_location="cpu", weights_only=True)
     wrong = timm.create_model("tf_efficientnet_lite1", pretrained=False)
-    with pytest.raises(ModelError, match="does not fit|tensors"):
+    with pytest.raises(ModelError, match=r"does not fit|tensors"):
         load_by_position(wrong, state)
     with pytest.raises(ModelError, match="fit tf_efficientnet_lite0 only"):
         load_backbone("tf_efficientnet_lite1")

@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
         image_size: Annotated[int, typer.Option(min=32, max=1024)] = 224,
         normalize: Annotated[NormalizeMode, typer.Option(help="pad or crop.")] = "pad",
-        batch_size: Annotated[int, typer.Option(min=1, help="Halved on out-of-memory.")] = 32,
+        batch_size: Annotated[
+            int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")
+        ] = 0,
         device: Annotated[DeviceName, typer.Option()] = "auto",
         runtime: Annotated[RuntimeName, typer.Option()] = "auto",
         workers: Annotated[int, typer.Option(min=0, help="Decode threads (0 = cores).")] = 0,

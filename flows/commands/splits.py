@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
         summary = splits_flow(spec, store_path(store), params)
         typer.echo(f"images: {summary.images:,} ({summary.groups:,} groups kept whole)")
         for split, count in summary.splits.items():
-            pairs = summary.pairs.get(split)
-            extra = f", pairs {pairs['similar']} similar / {pairs['dissimilar']} dissimilar"
-            typer.echo(f"  {split}: {count:,}" + (extra if pairs else ""))
+            line = f"  {split}: {count:,}"
+            if pairs := summary.pairs.get(split):
+                line += f", pairs {pairs['similar']} similar / {pairs['dissimilar']} dissimilar"
+            typer.echo(line)
         typer.echo(f"splits: {summary.splits_path}")

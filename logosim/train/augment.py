@@ -50,7 +50,9 @@ def rescale(image: Image.Image, rng: random.Random, low: float, high: float) -> 
         Image.Resampling.BILINEAR,
     )
     canvas = Image.new("RGB", image.size, WHITE)
-    canvas.paste(small, (rng.randint(0, width - small.width), rng.randint(0, height - small.height)))
+    canvas.paste(
+        small, (rng.randint(0, width - small.width), rng.randint(0, height - small.height))
+    )
     return canvas
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -112,7 +112,9 @@ def positive_partners(keys: Sequence[str | None]) -> list[list[int]]:
     return [[j for j in members[k] if j != i] if k else [] for i, k in enumerate(keys)]
 
 
-def to_tensor(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def to_tensor(
+    images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
     batch = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))
     batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
     mean_t = torch.tensor(mean).view(1, 3, 1, 1)
@@ -168,10 +170,15 @@ class PairBatches:
             self.augment(self.images.image(second), rng),
         )
 
-    def batch(self, epoch: int, step: int, pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, epoch: int, step: int, pool: ThreadPoolExecutor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The two view tensors of batch ``step`` of ``epoch`` (NCHW float, normalised)."""
         chosen = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
-        make: Callable[[int], tuple[Image.Image, Image.Image]] = lambda i: self._views(epoch, int(i))  # noqa: E731
+
+        def make(index: int) -> tuple[Image.Image, Image.Image]:
+            return self._views(epoch, int(index))
+
         views = list(pool.map(make, chosen)) if pool is not None else [make(i) for i in chosen]
         first = to_tensor([v[0] for v in views], self.mean, self.std)
         second = to_tensor([v[1] for v in views], self.mean, self.std)

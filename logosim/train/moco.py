@@ -83,7 +83,10 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def update_key_encoder(self, momentum: float) -> None:
         """key ← m·key + (1−m)·query, for parameters and BN statistics alike."""
-        for q_mod, k_mod in ((self.backbone, self.key_backbone), (self.projector, self.key_projector)):
+        for q_mod, k_mod in (
+            (self.backbone, self.key_backbone),
+            (self.projector, self.key_projector),
+        ):
             for q, k in zip(q_mod.parameters(), k_mod.parameters(), strict=True):
                 k.mul_(momentum).add_(q.detach(), alpha=1.0 - momentum)
             for q, k in zip(q_mod.buffers(), k_mod.buffers(), strict=True):

@@ -1,0 +1,118 @@
+"""The build flow: source → stats → splits → preprocess → embed → PCA → index.
+
+Every stage is cached on content, so a rerun after success recomputes nothing, a rerun after
+a kill recomputes only unfinished chunks, and a missing or corrupt artifact is recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from flows.embed import embed_flow
+from flows.hooks import report_failure
+from flows.index import index_flow
+from flows.pca import pca_flow
+from flows.splits import splits_flow
+from flows.stats import stats_flow
+from logosim.embed import EmbedParams, PrepareSpec
+from logosim.index import IndexParams
+from logosim.pca import PCAParams
+from logosim.settings import get_settings
+from logosim.sources import SourceSpec
+from logosim.store import Manifest
+
+
+class BuildParams(BaseModel):
+    """Everything a build needs; the Prefect UI shows it as one form."""
+
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    store: str | None = Field(None, description="Artifact store folder [env LOGOSIM_STORE].")
+    chunk_size: int | None = Field(None, ge=1, description="Images per chunk [LOGOSIM_CHUNK_SIZE].")
+    embed: EmbedParams = Field(default_factory=EmbedParams)
+    pca: PCAParams = Field(default_factory=PCAParams)
+    index: IndexParams = Field(default_factory=IndexParams)
+    text_mask: bool = Field(False, description="Mask (inpaint) text before embedding.")
+
+    def store_root(self) -> str:
+        return str(self.store or get_settings().store.expanduser().resolve())
+
+
+class BuildResult(BaseModel):
+    store: str
+    images: int
+    embedded: int
+    embeddings: list[Manifest]
+    pca: Manifest
+    index: Manifest
+
+
+def preprocess_spec(params: BuildParams, store: str) -> PrepareSpec | None:
+    """The preprocessing stage (text masks → inpainting) plugs in here: it returns the hook
+    the embed stage applies to each decoded image. None: images go in as decoded."""
+    return None
+
+
+@flow(name="build", log_prints=True, on_failure=[report_failure])
+def build_flow(params: BuildParams | None = None) -> BuildResult:
+    params = params or BuildParams()
+    store, source = params.store_root(), params.source
+    stats = stats_flow(source, store)
+    splits_flow(source, store)
+    prepare = preprocess_spec(params, store)
+    embeddings = embed_flow(source, store, params.embed, params.chunk_size, prepare)
+    pca = pca_flow(store, embeddings, params.pca)
+    meta = {
+        "embed": params.embed.model_dump(mode="json"),
+        "prepare": prepare.model_dump(mode="json") if prepare else None,
+        "source": source.model_dump(mode="json"),
+    }
+    index = index_flow(store, embeddings, pca if params.pca.enabled else None, params.index, meta)
+    result = BuildResult(
+        store=store,
+        images=stats.images,
+        embedded=sum(m.rows for m in embeddings),
+        embeddings=embeddings,
+        pca=pca,
+        index=index,
+    )
+    _publish_summary(result)
+    return result
+
+
+def summary_lines(result: BuildResult) -> list[str]:
+    meta = result.index.meta
+    recall = ", ".join(f"{k} {v:.3f}" for k, v in meta.get("recall_vs_exact", {}).items())
+    return [
+        f"# Build: {result.store}",
+        f"- images: **{result.images:,}**, embedded: **{result.embedded:,}** "
+        f"({result.images - result.embedded:,} skipped; see errors.jsonl)",
+        f"- embedding chunks: {len(result.embeddings)}",
+        f"- PCA: {result.pca.meta.get('dims', 'off')} dims from "
+        f"{result.pca.rows:,} train embeddings",
+        f"- index: {meta.get('type')} over {result.index.rows:,} vectors × {meta.get('dim')} dims"
+        + (f"; recall vs exact: {recall}" if recall else ""),
+        f"- index file: `{result.index.path}` (sha256 {result.index.sha256[:12]}…)",
+    ]
+
+
+def _publish_summary(result: BuildResult) -> None:
+    lines = summary_lines(result)
+    create_markdown_artifact("\n".join(lines), key="build-summary", description="Build summary")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the build flow.")
+    parser.add_argument("--source", default="demo")
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    args = parser.parse_args()
+    build_flow(
+        BuildParams(
+            source=SourceSpec(path=args.source), store=args.store, chunk_size=args.chunk_size
+        )
+    )

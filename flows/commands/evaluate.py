@@ -1,0 +1,41 @@
+"""``logosim evaluate``: build (or reuse) the index over a source with known groups and
+print leave-one-out retrieval quality (also written to DIR/eval/metrics.json)."""
+
+from __future__ import annotations
+
+import typer
+
+from flows.commands._options import FormatOpt, GroupOpt, SourceOpt, StoreOpt, store_path
+from flows.commands.build import (
+    ChunkOpt,
+    DimsOpt,
+    ExactOpt,
+    WhitenOpt,
+    build_params,
+    checked_spec,
+    run_with_progress,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate(
+        source: SourceOpt = "demo",
+        store: StoreOpt = None,
+        fmt: FormatOpt = "auto",
+        group_column: GroupOpt = "group",
+        chunk_size: ChunkOpt = None,
+        pca_dims: DimsOpt = 512,
+        whiten: WhitenOpt = True,
+        exact_below: ExactOpt = 50_000,
+    ) -> None:
+        """Leave-one-out R@1/@10/@100, mAP, NAR and P@10 (every grouped image is a query)."""
+        from flows.evaluate import evaluate_flow
+
+        spec, total = checked_spec(source, fmt, group_column)
+        params = build_params(spec, store_path(store), chunk_size, pca_dims, whiten, exact_below)
+        metrics = run_with_progress(total, lambda: evaluate_flow(params))
+        for key, value in metrics.items():
+            typer.echo(
+                f"{key:>13}: {value:.4f}" if isinstance(value, float) else f"{key:>13}: {value}"
+            )

@@ -1,0 +1,98 @@
+"""``logosim preprocess``: text masks for a source, or a preview grid of what they do."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from flows.commands._options import (
+    FormatOpt,
+    GroupOpt,
+    SourceOpt,
+    StoreOpt,
+    source_spec,
+    store_path,
+)
+from logosim.sources import SourceError, open_source
+
+PreviewOpt = Annotated[
+    int, typer.Option("--preview", min=0, help="Only draw a grid for the first N images.")
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Where the preview grid PNG goes.")]
+ChunkOpt = Annotated[int | None, typer.Option("--chunk-size", min=1, help="Images per chunk.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="OCR processes; 0 = per core.")]
+PrefilterOpt = Annotated[
+    bool, typer.Option("--prefilter/--no-prefilter", help="Skip images with no text strokes.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("preprocess")
+    def preprocess(
+        source: SourceOpt = "demo",
+        store: StoreOpt = None,
+        fmt: FormatOpt = "auto",
+        group_column: GroupOpt = None,
+        preview: PreviewOpt = 0,
+        out: OutOpt = Path("preprocess_preview.png"),
+        chunk_size: ChunkOpt = None,
+        workers: WorkersOpt = 0,
+        prefilter: PrefilterOpt = False,
+    ) -> None:
+        """Detect text (Tesseract) and store run-length text masks per chunk, for embedding
+        to inpaint on the fly. With --preview N, draw original / boxes / masked instead."""
+        from logosim.ocr import OcrParams
+        from logosim.preprocess import PreprocessParams
+
+        spec = source_spec(source, fmt, group_column)
+        params = PreprocessParams(workers=workers, ocr=OcrParams(prefilter=prefilter))
+        try:
+            total = len(open_source(spec))
+        except SourceError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+        if preview:
+            _preview(spec, params, preview, out)
+            return
+        _run(spec, store_path(store), params, chunk_size, total)
+
+
+def _preview(spec, params, count: int, out: Path) -> None:
+    from logosim.ocr import tesseract_available
+    from logosim.preview import preview_grid
+
+    if not tesseract_available():
+        typer.secho("warning: tesseract not found: no boxes will be drawn", fg="yellow", err=True)
+    records = itertools.islice(open_source(spec).records(0, count), count)
+    grid = preview_grid(tqdm(records, total=count, unit="img", desc="preview"), params)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    typer.echo(f"preview: {out} ({count} rows: original | boxes | masked)")
+
+
+def _run(spec, store: str, params, chunk_size: int | None, total: int) -> None:
+    from flows.preprocess import preprocess_flow
+    from logosim.preprocess import ERRORS_FILE, progress_hook
+
+    lock = threading.Lock()
+    with tqdm(total=total, unit="img", desc="preprocess", dynamic_ncols=True) as bar:
+
+        def advance(n: int) -> None:
+            with lock:
+                bar.update(n)
+
+        with progress_hook(advance):
+            manifests = preprocess_flow(spec, store, params, chunk_size)
+        bar.update(bar.total - bar.n)  # chunks restored from the cache
+    flags: dict[str, int] = {}
+    for manifest in manifests:
+        for name, n in manifest.meta.get("flags", {}).items():
+            flags[name] = flags.get(name, 0) + n
+    typer.echo("masks:   " + ", ".join(f"{k}: {v:,}" for k, v in flags.items() if v))
+    typer.echo(f"chunks:  {len(manifests)} in {store}/masks")
+    typer.echo(f"errors:  {Path(store) / ERRORS_FILE}")

@@ -1,0 +1,60 @@
+"""``logosim search``: the most similar indexed logos for each query image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.commands._options import StoreOpt, store_path
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    def search(
+        images: Annotated[list[Path], typer.Argument(help="Query image files.")],
+        store: StoreOpt = None,
+        k: Annotated[int, typer.Option("-k", "--top", min=1, help="Hits per query.")] = 10,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+        sheet: Annotated[
+            Path | None, typer.Option("--sheet", help="Write a contact sheet PNG here.")
+        ] = None,
+    ) -> None:
+        """Search the index built by `logosim build` (no Prefect server needed)."""
+        from logosim.contact_sheet import contact_sheet, fetch_images
+        from logosim.decode import ImageDecodeError, decode_image
+        from logosim.index import IndexError_
+        from logosim.search import Searcher, SearchParams
+        from logosim.sources import SourceSpec
+
+        try:
+            searcher = Searcher(store_path(store))
+        except IndexError_ as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+        queries = []
+        for path in images:  # a bad query file is reported and skipped, not fatal
+            try:
+                queries.append((path, decode_image(path.read_bytes())))
+            except (OSError, ImageDecodeError) as exc:
+                reason = getattr(exc, "reason", None) or type(exc).__name__
+                typer.secho(f"skipped {path}: {reason}", fg="yellow", err=True)
+        if not queries:
+            raise typer.Exit(1)
+        results = searcher.search_images([im for _, im in queries], SearchParams(k=k))
+        for (path, _), hits in zip(queries, results, strict=True):
+            if as_json:
+                typer.echo(json.dumps({"query": str(path), "hits": [h.model_dump() for h in hits]}))
+                continue
+            typer.echo(f"{path}")
+            for hit in hits:
+                typer.echo(f"  {hit.rank:>3}  {hit.score:.4f}  {hit.id}")
+        if sheet is not None:
+            source = SourceSpec.model_validate(searcher.index.manifest.meta.get("source", {}))
+            ids = list(dict.fromkeys(h.id for hits in results for h in hits))
+            gallery = fetch_images(source, ids)
+            named = [(path.name, image) for path, image in queries]
+            contact_sheet(named, results, gallery).save(sheet)
+            typer.echo(f"contact sheet: {sheet}", err=as_json)

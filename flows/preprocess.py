@@ -1,0 +1,75 @@
+"""The preprocess flow: plan chunks → OCR + text masks per chunk (cached) → errors → the
+``prepare`` spec the embed flow applies on the fly (masks only; no image copies on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from flows._chunks import run_chunk_tasks
+from flows.runner import chunk_task_runner
+from logosim.chunks import plan_chunks
+from logosim.embed import PrepareSpec
+from logosim.masks import prepare_spec
+from logosim.ocr import tesseract_available
+from logosim.preprocess import STAGE, PreprocessParams, preprocess_job, warn_tesseract_missing
+from logosim.settings import get_settings
+from logosim.sources import SourceSpec, open_source
+from logosim.store import Manifest
+from tasks.preprocess import collect_preprocess_errors_task, preprocess_chunk_task
+
+
+# One chunk at a time: each chunk's OCR pool already uses every core.
+# One chunk at a time locally (OCR uses every core); chunks fan out on Dask (flows/runner.py).
+@flow(name="preprocess", log_prints=True, task_runner=chunk_task_runner(threads=1))
+def preprocess_flow(
+    source: SourceSpec | None = None,
+    store: str | None = None,
+    params: PreprocessParams | None = None,
+    chunk_size: int | None = None,
+) -> list[Manifest]:
+    """Text masks for every image of ``source`` in ``masks/<cache-key>.npz``."""
+    source = source or SourceSpec()
+    store = store or str(get_settings().store.expanduser().resolve())
+    params = params or PreprocessParams()
+    available = tesseract_available()
+    if not available:
+        warn_tesseract_missing()  # once per run, here; chunks then record NO_OCR flags
+    chunks = plan_chunks(open_source(source), chunk_size or get_settings().chunk_size)
+    jobs = [preprocess_job(store, source, chunk, params, available) for chunk in chunks]
+    manifests = run_chunk_tasks(preprocess_chunk_task, jobs, label=STAGE)
+    collect_preprocess_errors_task(store)
+    _publish_summary(manifests)
+    return manifests
+
+
+def embed_prepare(manifests: list[Manifest], params: PreprocessParams) -> PrepareSpec | None:
+    """What ``embed_flow(prepare=...)`` needs to inpaint text; None when masking is off."""
+    if not params.text_mask or not manifests:
+        return None
+    return PrepareSpec.model_validate(prepare_spec(manifests, params.mask))
+
+
+def _publish_summary(manifests: list[Manifest]) -> None:
+    rows = [
+        {"chunk": m.meta.get("chunk", m.path), "images": m.rows, "errors": m.meta.get("errors", 0)}
+        | m.meta.get("flags", {})
+        for m in manifests
+    ]
+    if rows:
+        create_table_artifact(rows, key="preprocess-chunks", description="Text masks per chunk")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the preprocess flow.")
+    parser.add_argument("--source", default="demo")
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    args = parser.parse_args()
+    for manifest in preprocess_flow(
+        SourceSpec(path=args.source), args.store, None, args.chunk_size
+    ):
+        print(manifest.path, manifest.rows, manifest.meta.get("flags"))

@@ -1,0 +1,107 @@
+"""The reindex flow (nightly): diff source vs index → drop deleted → embed new/changed → add.
+
+New and changed images are embedded with the settings the index was built with (recorded in
+its manifest) and added to the existing index in place; deleted ones are tombstoned. The
+fingerprint table is committed last, so a run that fails midway is simply redone next time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel
+
+from flows.embed import embed_flow
+from flows.hooks import report_failure
+from logosim.embed import EmbedParams, PrepareSpec
+from logosim.reindex import index_manifest
+from logosim.settings import get_settings
+from logosim.sources import SourceSpec
+from logosim.store import ArtifactStore, Manifest
+from tasks.reindex import (
+    add_to_index_task,
+    commit_fingerprints_task,
+    delta_source_task,
+    plan_reindex_task,
+    remove_from_index_task,
+)
+
+
+class ReindexResult(BaseModel):
+    new: int
+    changed: int
+    deleted: int
+    unchanged: int
+    embedded: int
+    index: Manifest
+    seconds: float
+
+
+@flow(name="reindex", log_prints=True, on_failure=[report_failure])
+def reindex_flow(
+    source: SourceSpec | None = None,
+    store: str | None = None,
+    chunk_size: int | None = None,
+) -> ReindexResult:
+    started = time.perf_counter()
+    source = source or SourceSpec()
+    store = store or str(get_settings().store.expanduser().resolve())
+    built_with = index_manifest(ArtifactStore(store)).meta  # fails clearly when no index yet
+    plan = plan_reindex_task(store, source)
+    index = index_manifest(ArtifactStore(store))
+    if plan.deleted_ids:
+        index = remove_from_index_task(store, plan.deleted_ids)
+    embedded = 0
+    if plan.rows_to_embed:
+        delta = delta_source_task(store, source, plan.rows_to_embed)
+        chunks = embed_flow(
+            delta,
+            store,
+            EmbedParams.model_validate(built_with.get("embed") or {}),
+            chunk_size,
+            PrepareSpec.model_validate(built_with["prepare"])
+            if built_with.get("prepare")
+            else None,
+        )
+        embedded = sum(m.rows for m in chunks)
+        index = add_to_index_task(store, chunks)
+    commit_fingerprints_task(store, plan)
+    result = ReindexResult(
+        new=len(plan.new_rows),
+        changed=len(plan.changed_rows),
+        deleted=len(plan.deleted_ids),
+        unchanged=plan.unchanged,
+        embedded=embedded,
+        index=index,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    _publish_summary(source, result, plan.seeded)
+    return result
+
+
+def _publish_summary(source: SourceSpec, result: ReindexResult, seeded: bool) -> None:
+    lines = [
+        f"# Reindex: {source.label()}",
+        f"- new: **{result.new:,}**, changed: **{result.changed:,}**, "
+        f"deleted: **{result.deleted:,}**, unchanged: {result.unchanged:,}",
+        f"- embedded: {result.embedded:,} "
+        f"({result.new + result.changed - result.embedded:,} unusable; see errors.jsonl)",
+        f"- index now: {result.index.rows:,} vectors (`{result.index.path}`)",
+        f"- took {result.seconds:.1f} s",
+    ]
+    if seeded:
+        lines.append("- fingerprint table seeded from the index (first reindex after a build)")
+    create_markdown_artifact("\n".join(lines), key="reindex-summary", description="Reindex")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the reindex flow.")
+    parser.add_argument("--source", default="demo")
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    args = parser.parse_args()
+    print(reindex_flow(SourceSpec(path=args.source), args.store, args.chunk_size))

@@ -1,0 +1,94 @@
+"""The full build on ~150 demo logos under a real Prefect server: index, search, caching."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from logosim.decode import decode_image
+from logosim.demo import DEMO_PARQUET
+from logosim.index import LogoIndex
+from logosim.search import Searcher
+from logosim.sources import SourceSpec
+from logosim.store import ArtifactStore
+
+
+@pytest.fixture(scope="module")
+def demo_subset(tmp_path_factory):
+    """100 grouped logos (so every split has groups) + 50 distractors."""
+    table = pq.read_table(DEMO_PARQUET)
+    grouped = pc.not_equal(table["group"], "")
+    part = table.filter(grouped).slice(0, 100)
+    rest = table.filter(pc.invert(grouped)).slice(0, 50)
+    path = tmp_path_factory.mktemp("demo") / "demo150.parquet"
+    pq.write_table(pa.concat_tables([part, rest]), path)
+    return path
+
+
+def task_runs_since(started: datetime) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200)
+
+    return [r for r in asyncio.run(read()) if r.created and r.created >= started]
+
+
+def states(runs) -> dict[str, str]:
+    """Task run name → state; the wrapper runs Prefect makes for subflows ("pca-0") are left
+    out: they complete whenever the subflow runs, cached or not."""
+    return {r.name: r.state.name for r in runs if not re.fullmatch(r"[a-z]+-\d+", r.name)}
+
+
+def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
+    from flows.build import BuildParams, build_flow
+    from logosim.index import IndexParams
+    from logosim.pca import PCAParams
+
+    params = BuildParams(
+        source=SourceSpec(path=str(demo_subset)),
+        store=str(tmp_path / "store"),
+        chunk_size=50,
+        pca=PCAParams(dims=32),
+        index=IndexParams(),
+    )
+    first = build_flow(params)
+    store = ArtifactStore(first.store)
+    assert first.images == 150 and first.embedded == 150
+    assert len(first.embeddings) == 3
+    assert first.pca.meta["dims"] == 32 and first.pca.rows < 150  # train split only
+    index = LogoIndex.load(store)
+    assert len(index) == 150 and index.kind == "exact"
+
+    # a demo image finds itself first
+    row = pq.read_table(demo_subset).slice(7, 1).to_pylist()[0]
+    hits = Searcher(store).search_images([decode_image(row["image"])])[0]
+    assert hits[0].id == row["id"] and hits[0].rank == 1
+    assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+
+    # a second run recomputes nothing
+    started = datetime.now(UTC)
+    second = build_flow(params)
+    assert second.index.sha256 == first.index.sha256
+    runs = states(task_runs_since(started))
+    recomputed = {n: s for n, s in runs.items() if s != "Cached" and "publish_stats" not in n}
+    assert runs and not recomputed
+
+    # a lost embeddings chunk is recomputed; nothing else is
+    lost = first.embeddings[1]
+    store.path(lost.path).unlink()
+    started = datetime.now(UTC)
+    third = build_flow(params)
+    assert store.verify(third.embeddings[1])
+    runs = states(task_runs_since(started))
+    recomputed = {n: s for n, s in runs.items() if s != "Cached" and "publish_stats" not in n}
+    assert list(recomputed) == ["embed-chunk-00001-recompute"], runs
+    assert third.index.sha256 == first.index.sha256

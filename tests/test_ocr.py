@@ -1,0 +1,107 @@
+"""Text detection with the real Tesseract on rendered text and on demo wordmarks."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from logosim.decode import decode_image
+from logosim.ocr import (
+    OcrParams,
+    TesseractMissingError,
+    detect_words,
+    has_text_strokes,
+    metadata_words,
+    should_skip,
+    tesseract_available,
+)
+from logosim.sources import open_source
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+pytestmark = pytest.mark.skipif(not tesseract_available(), reason="tesseract not installed")
+
+
+def logo_with_text(text: str = "ACME Corp", size: int = 224, font_px: int = 28) -> Image.Image:
+    """A red disc (the figurative element) above a line of text."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((size * 0.3, size * 0.08, size * 0.7, size * 0.48), fill=(200, 30, 30))
+    draw.text(
+        (size * 0.09, size * 0.68), text, font=ImageFont.truetype(FONT, font_px), fill="black"
+    )
+    return image
+
+
+def shape_only(size: int = 224) -> Image.Image:
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).ellipse((60, 20, 160, 120), fill=(200, 30, 30))
+    return image
+
+
+def test_rendered_words_found_where_they_were_drawn():
+    words = detect_words(logo_with_text(), OcrParams())
+    assert {w.text for w in words} >= {"ACME", "Corp"}
+    for word in words:
+        assert 0.6 * 224 < word.top + word.height / 2 < 0.9 * 224  # the text line, not the disc
+        assert word.confidence >= 60
+
+
+def test_no_words_on_a_shape():
+    assert detect_words(shape_only(), OcrParams()) == []
+
+
+def test_downscaled_ocr_reports_boxes_in_original_pixels():
+    big = logo_with_text(size=896, font_px=112)
+    full = {w.text: w for w in detect_words(big, OcrParams())}
+    small = {w.text: w for w in detect_words(big, OcrParams(max_side=448))}
+    assert "ACME" in full and "ACME" in small
+    assert abs(full["ACME"].left - small["ACME"].left) <= 8
+    assert abs(full["ACME"].width - small["ACME"].width) <= 16
+
+
+def test_metadata_hint_and_skip_policy():
+    assert metadata_words("Apache Flink, Inc.") == {"apache", "flink", "inc"}
+    assert should_skip("", OcrParams(metadata="skip_empty"))
+    assert should_skip(None, OcrParams(metadata="skip_empty"))
+    assert not should_skip("ACME", OcrParams(metadata="skip_empty"))
+    assert not should_skip("", OcrParams(metadata="hint"))
+
+
+def test_hint_keeps_low_confidence_words_that_match_the_metadata():
+    faint = logo_with_text("Zyqo", font_px=14)
+    strict = OcrParams(min_confidence=99.5, hint_confidence=0)
+    without = detect_words(faint, strict.model_copy(update={"metadata": "ignore"}), hint="Zyqo")
+    hinted = detect_words(faint, strict, hint="Zyqo")
+    assert len(hinted) >= len(without)
+    assert all(w.confidence >= 99.5 for w in without)
+
+
+def test_prefilter_separates_text_from_shapes():
+    assert has_text_strokes(logo_with_text())
+    assert not has_text_strokes(shape_only())
+    assert not has_text_strokes(Image.new("RGB", (224, 224), "white"))
+
+
+def test_demo_wordmarks_are_read():
+    """Most demo logos whose metadata has a wordmark get at least one of its words read."""
+    checked = read = 0
+    for record in open_source("demo").records(0, 300):
+        if not record.text:
+            continue
+        checked += 1
+        hints = metadata_words(record.text)
+        words = detect_words(decode_image(record.data), OcrParams(), hint=record.text)
+        read += any(any(h in w.text.lower() for h in hints) for w in words)
+        if checked == 12:
+            break
+    assert checked == 12
+    assert read >= checked // 2, f"only {read} of {checked} wordmarks read"
+
+
+def test_missing_binary_is_a_clear_error(monkeypatch):
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    assert not tesseract_available()
+    with pytest.raises(TesseractMissingError):
+        detect_words(logo_with_text(), OcrParams())
