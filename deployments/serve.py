@@ -101,8 +101,19 @@ def serve_all(
         reindex_parameters=reindex_parameters,
         schedule_active=schedule_active,
     )
+    _ensure_gpu_slots()
     logger.info(f"serving {', '.join(d.flow_name + '/' + d.name for d in deployments)}")
     serve(*deployments, limit=limit)
+
+
+def _ensure_gpu_slots() -> None:
+    """On a GPU machine, create the `gpu` concurrency limit (one slot per GPU) if missing."""
+    import torch
+
+    from tasks._gpu import ensure_gpu_limit
+
+    if torch.cuda.is_available() and ensure_gpu_limit(torch.cuda.device_count()):
+        logger.info(f"created the 'gpu' concurrency limit ({torch.cuda.device_count()} slots)")
 
 
 def main(argv: list[str] | None = None) -> None:

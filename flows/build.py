@@ -16,11 +16,13 @@ from flows.embed import embed_flow
 from flows.hooks import report_failure
 from flows.index import index_flow
 from flows.pca import pca_flow
+from flows.preprocess import embed_prepare, preprocess_flow
 from flows.splits import splits_flow
 from flows.stats import stats_flow
 from logosim.embed import EmbedParams, PrepareSpec
 from logosim.index import IndexParams
 from logosim.pca import PCAParams
+from logosim.preprocess import PreprocessParams
 from logosim.settings import get_settings
 from logosim.sources import SourceSpec
 from logosim.store import Manifest
@@ -36,6 +38,9 @@ class BuildParams(BaseModel):
     pca: PCAParams = Field(default_factory=PCAParams)
     index: IndexParams = Field(default_factory=IndexParams)
     text_mask: bool = Field(False, description="Mask (inpaint) text before embedding.")
+    preprocess: PreprocessParams = Field(
+        default_factory=PreprocessParams, description="OCR and inpainting settings (text_mask)."
+    )
 
     def store_root(self) -> str:
         return str(self.store or get_settings().store.expanduser().resolve())
@@ -53,7 +58,10 @@ class BuildResult(BaseModel):
 def preprocess_spec(params: BuildParams, store: str) -> PrepareSpec | None:
     """The preprocessing stage (text masks → inpainting) plugs in here: it returns the hook
     the embed stage applies to each decoded image. None: images go in as decoded."""
-    return None
+    if not params.text_mask:
+        return None
+    masks = preprocess_flow(params.source, store, params.preprocess, params.chunk_size)
+    return embed_prepare(masks, params.preprocess)
 
 
 @flow(name="build", log_prints=True, on_failure=[report_failure])

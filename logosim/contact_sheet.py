@@ -75,7 +75,7 @@ def contact_sheet(
         y = PAD + row * cell_h
         sheet.paste(_thumb(image), (PAD, y))
         draw.rectangle([PAD - 2, y - 2, PAD + THUMB + 1, y + THUMB + 1], outline="#1f5fbf", width=3)
-        draw.text((PAD, y + THUMB + 3), _short(f"query: {name}"), fill="#1f5fbf", font=font)
+        draw.text((PAD, y + THUMB + 3), _short(name), fill="#1f5fbf", font=font)
         for col, hit in enumerate(row_hits, start=1):
             x = PAD + col * cell_w
             sheet.paste(_thumb(gallery.get(hit.id)), (x, y))

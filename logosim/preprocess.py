@@ -112,11 +112,11 @@ def analyse_decoded(
         return Analysis(
             image_id, MaskFlag.NO_OCR, shape, reason="tesseract_missing", detail=str(exc)
         )
-    except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
-        return Analysis(image_id, MaskFlag.FAILED, shape, reason="ocr_timeout", detail=str(exc))
-    except (pytesseract.TesseractError, OSError, ValueError) as exc:
+    except (pytesseract.TesseractError, OSError, ValueError) as exc:  # a crash, bad output
         detail = f"{type(exc).__name__}: {exc}"
         return Analysis(image_id, MaskFlag.FAILED, shape, reason="ocr_failed", detail=detail)
+    except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+        return Analysis(image_id, MaskFlag.FAILED, shape, reason="ocr_timeout", detail=str(exc))
     mask = boxes_to_mask(image.size, boxes, params.mask.dilate_px)
     flag = classify(image, mask, params.mask)
     runs = encode_rle(mask) if flag in (MaskFlag.MASKED, MaskFlag.WORDMARK) else None

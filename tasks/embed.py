@@ -5,8 +5,10 @@ from __future__ import annotations
 from prefect import task
 
 from logosim.chunks import ChunkJob
-from logosim.embed import embed_chunk
+from logosim.embed import EmbedParams, embed_chunk
+from logosim.runtime import resolve_device
 from logosim.store import Manifest
+from tasks._gpu import gpu_slot
 from tasks._prefect import chunk_cache_key, transient_io
 
 
@@ -20,4 +22,6 @@ from tasks._prefect import chunk_cache_key, transient_io
     retry_condition_fn=transient_io,
 )
 def embed_chunk_task(job: ChunkJob) -> Manifest:
-    return embed_chunk(job)
+    # On CUDA, hold a `gpu` slot so two runs don't share one GPU's memory (tasks/_gpu.py).
+    with gpu_slot(resolve_device(EmbedParams.model_validate(job.params.get("embed", {})).device)):
+        return embed_chunk(job)

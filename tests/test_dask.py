@@ -3,6 +3,7 @@ gives the same embeddings and index as the default thread runner."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_build_on_a_2_worker_local_cluster_matches_the_thread_runner(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "Creating a new Dask cluster" in output  # the chunks really went to Dask
-    dask_paths = eval(output.split("RESULT ", 1)[1].splitlines()[0])
+    dask_paths = json.loads(output.split("RESULT ", 1)[1].splitlines()[0])
 
     threads = build_flow(params(str(tmp_path / "thread-store")))
 

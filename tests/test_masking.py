@@ -80,7 +80,7 @@ def test_inpainting_removes_the_words_and_keeps_the_figure():
 
 
 def test_no_text_and_wordmark_keep_the_image():
-    image, box = disc_and_text()
+    image, _ = disc_and_text()
     params = MaskParams()
     empty = boxes_to_mask(image.size, [], 3)
     assert classify(image, empty, params) == MaskFlag.NO_TEXT
@@ -126,7 +126,7 @@ def test_mask_reader_returns_stored_masks(store):
 
 def test_prepare_hook_inpaints_only_masked_images(store):
     image, box = disc_and_text()
-    manifest, mask = _chunk(store, image, box)
+    manifest, _ = _chunk(store, image, box)
     spec = prepare_spec([manifest], MaskParams())
     assert spec["factory"] == "logosim.masks:masked_prepare"
     prepare = masked_prepare(store, **spec["options"])

@@ -8,6 +8,7 @@ checkpoint and return. Each epoch ends with validation; the best backbone is kep
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -170,8 +171,9 @@ def split_images(
     try:
         train_ids: set[str] | None = splits.load_split_ids(store, "train")
         val_ids = splits.load_split_ids(store, "val")
-        with_pairs = splits.load_pairs(store, "val").to_pylist()
-        pairs = [(str(p["a"]), str(p["b"])) for p in with_pairs if p["label"] == 1]
+        with contextlib.suppress(FileNotFoundError):  # splits without pairs: groups or proxy
+            rows = splits.load_pairs(store, "val").to_pylist()
+            pairs = [(str(p["a"]), str(p["b"])) for p in rows if p["label"] == 1]
     except FileNotFoundError:
         all_ids = [r.id for r in source.records(with_bytes=False)]
         val_ids = _holdout(all_ids, params.seed, params.val_fraction)

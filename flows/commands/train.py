@@ -1,0 +1,71 @@
+"""``logosim train``: contrastive fine-tuning with a progress bar; resumes by itself."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flows.commands._options import (
+    FormatOpt,
+    GroupOpt,
+    SourceOpt,
+    StoreOpt,
+    source_spec,
+    store_path,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        source: SourceOpt = "demo",
+        store: StoreOpt = None,
+        fmt: FormatOpt = "auto",
+        group_column: GroupOpt = None,
+        epochs: Annotated[int, typer.Option(min=1, help="Epochs (seed: 100).")] = 100,
+        max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after N steps.")] = None,
+        batch_size: Annotated[int, typer.Option(min=2)] = 64,
+        lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+        image_size: Annotated[int, typer.Option(min=32, help="Lower for CPU runs.")] = 224,
+        queue_size: Annotated[int, typer.Option(min=0, help="0 = queue-free MoCo v3.")] = 65_536,
+        freeze_stages: Annotated[int, typer.Option(min=0, max=7)] = 0,
+        precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (CUDA).")] = "auto",
+        max_images: Annotated[int | None, typer.Option(min=2)] = None,
+        checkpoint_every: Annotated[int, typer.Option(min=0, help="Steps; 0 = per epoch.")] = 0,
+        group_positives: Annotated[bool, typer.Option(help="Same group = positive.")] = False,
+        vienna_positives: Annotated[
+            bool, typer.Option(help="Same Vienna code = positive.")
+        ] = False,
+        use_groups: Annotated[bool, typer.Option(help="Use group labels at all.")] = True,
+    ) -> None:
+        """Fine-tune the backbone (MoCo, symmetric InfoNCE) and keep the best model in
+        DIR/train/best.pt. Checkpoints go to DIR/train/checkpoints; rerun to resume.
+        Ctrl-C saves a checkpoint at the end of the current step."""
+        from flows.train import train_flow
+        from logosim.train.loop import TrainParams
+
+        try:
+            params = TrainParams(
+                epochs=epochs,
+                max_steps=max_steps,
+                batch_size=batch_size,
+                lr=lr,
+                image_size=image_size,
+                queue_size=queue_size,
+                freeze_stages=freeze_stages,
+                precision=precision,
+                max_images=max_images,  # type: ignore[arg-type]
+                checkpoint_every_steps=checkpoint_every,
+                group_positives=group_positives,
+                vienna_positives=vienna_positives,
+                use_groups=use_groups,
+            )
+            model = train_flow(source_spec(source, fmt, group_column), store_path(store), params)
+        except ValueError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+        run = model.meta["run"]
+        typer.echo(f"status:     {run['status']} (step {run['step']}, epoch {run['epoch']})")
+        typer.echo(f"best score: {run['best_score']:.4f}")
+        typer.echo(f"model:      {model.path}")

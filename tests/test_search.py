@@ -1,0 +1,108 @@
+"""Search with the real backbone over a small index of demo logos; CLI, sheet, re-rank."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from logosim.decode import decode_image
+from logosim.demo import DEMO_PARQUET
+from logosim.index import IndexParams, build_index, remove_from_index
+from logosim.pca import PCAParams, fit_and_save_pca
+from logosim.rerank import RerankParams, rerank
+from logosim.search import Searcher, SearchParams
+from logosim.sources import SourceSpec
+from logosim.store import ArtifactStore
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """24 demo logos embedded with the pretrained backbone, PCA 16, exact index."""
+    from logosim.embed import EmbedParams, cached_embedder
+
+    root = tmp_path_factory.mktemp("search")
+    table = pq.read_table(DEMO_PARQUET).slice(0, 24)
+    source_file = root / "demo24.parquet"
+    pq.write_table(table, source_file)
+    store = ArtifactStore(root / "store")
+    params = EmbedParams(runtime="eager")
+    rows = table.to_pylist()
+    features = cached_embedder(params).embed_images([decode_image(r["image"]) for r in rows])
+    chunk = store.write_arrays(
+        "embeddings/test.npz",
+        {"ids": np.array([r["id"] for r in rows]), "embeddings": features, "rows": np.arange(24)},
+        kind="embeddings",
+        rows=24,
+    )
+    pca = fit_and_save_pca(store, [chunk], PCAParams(dims=16), None)
+    meta = {
+        "embed": params.model_dump(mode="json"),
+        "source": SourceSpec(path=str(source_file)).model_dump(mode="json"),
+    }
+    build_index(store, [chunk], pca, IndexParams(), meta=meta)
+    return store, rows
+
+
+def test_a_logo_finds_itself_first(built):
+    store, rows = built
+    hits = Searcher(store).search_images([decode_image(rows[5]["image"])], SearchParams(k=4))[0]
+    assert [h.rank for h in hits] == [1, 2, 3, 4]
+    assert hits[0].id == rows[5]["id"] and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    assert all(a.score >= b.score for a, b in pairwise(hits))
+
+
+def test_cli_json_sheet_and_bad_query(built, tmp_path):
+    from flows.cli import app
+
+    store, rows = built
+    queries = []
+    for i in (2, 9):
+        path = tmp_path / f"q{i}.png"
+        decode_image(rows[i]["image"]).save(path)
+        queries.append(path)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    sheet = tmp_path / "sheet.png"
+    args = ["search", "--store", str(store.root), *map(str, queries), str(bad), "-k", "3"]
+    result = CliRunner().invoke(app, [*args, "--json", "--sheet", str(sheet)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["hits"][0]["id"] for line in lines] == [rows[2]["id"], rows[9]["id"]]
+    assert all(len(line["hits"]) == 3 for line in lines)
+    assert "skipped" in result.stderr and "broken.png" in result.stderr
+    with Image.open(sheet) as image:  # 2 query rows × (query + 3 hits)
+        assert image.width > 4 * 128 and image.height > 2 * 128
+
+
+def test_removed_logo_is_not_returned(built):
+    store, rows = built
+    target = rows[3]["id"]
+    remove_from_index(store, [target])
+    hits = Searcher(store).search_images([decode_image(rows[3]["image"])], SearchParams(k=5))[0]
+    assert target not in [h.id for h in hits]
+
+
+def square(colour: str, box: tuple[int, int, int, int] = (16, 16, 48, 48)) -> Image.Image:
+    image = Image.new("RGB", (64, 64), "white")
+    image.paste(Image.new("RGB", (box[2] - box[0], box[3] - box[1]), colour), box[:2])
+    return image
+
+
+def test_rerank_promotes_same_colour_and_keeps_missing_images():
+    query = square("red")
+    ids = ["blue", "red", "gone"]
+    ann = np.array([0.9, 0.85, 0.95], dtype=np.float32)
+    images = [square("blue"), square("red"), None]
+    order, scores = rerank(
+        query, ids, ann, images, RerankParams(weight_colour=0.5, weight_layout=0)
+    )
+    assert order[0] == "red"
+    assert scores[order.index("gone")] == pytest.approx(0.95)  # ANN term only
+    same = rerank(query, ids, ann, images, RerankParams(weight_colour=0, weight_layout=0))
+    assert same[0] == ["gone", "blue", "red"]

@@ -1,0 +1,161 @@
+"""Augmentations, the MoCo model and loss, deterministic pairs, schedule, and the train flow."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from logosim.models import load_backbone
+from logosim.sources import SourceSpec, open_source
+from logosim.train.augment import AugmentParams, LogoAugment, invert_mark, monochrome
+from logosim.train.data import PairBatches, load_images, positive_partners
+from logosim.train.loop import TrainParams, lr_factor, resolve_precision
+from logosim.train.moco import MoCo, info_nce, momentum_at
+
+
+def _logo(colour=(200, 30, 30), size=96) -> Image.Image:
+    image = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((20, 20, size - 20, size - 20), fill=colour)
+    draw.rectangle((40, 10, 56, size - 10), fill=(20, 20, 160))
+    return image
+
+
+def _corners(image: Image.Image) -> list[tuple[int, int, int]]:
+    w, h = image.size
+    return [image.getpixel(p) for p in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1))]
+
+
+def test_monochrome_and_inversion_keep_a_white_background():
+    logo = _logo()
+    black = np.asarray(monochrome(logo))
+    assert set(np.unique(black)) == {0, 255}
+    assert _corners(Image.fromarray(black)) == [(255, 255, 255)] * 4
+    inverted = invert_mark(logo)
+    assert _corners(inverted) == [(255, 255, 255)] * 4
+    assert inverted.getpixel((48, 48)) == tuple(255 - c for c in logo.getpixel((48, 48)))
+
+
+def test_views_are_a_pure_function_of_the_seed_and_differ_between_seeds():
+    augment = LogoAugment()
+    logo = _logo()
+    first = np.asarray(augment(logo, random.Random("a")))
+    again = np.asarray(augment(logo, random.Random("a")))
+    other = np.asarray(augment(logo, random.Random("b")))
+    assert first.shape == (96, 96, 3)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_every_augmentation_alone_keeps_the_background_white():
+    always = AugmentParams(p_jitter=1, p_monochrome=0, p_invert=0, p_grayscale=0, p_occlusion=1)
+    for seed in range(10):
+        view = LogoAugment(always)(_logo(), random.Random(seed))
+        # Rotation and crops can only bring in white; jitter leaves the background alone.
+        assert np.asarray(view).reshape(-1, 3).max(axis=0).tolist() == [255, 255, 255]
+        assert _corners(view).count((255, 255, 255)) >= 3
+
+
+def test_info_nce_prefers_matching_keys():
+    torch.manual_seed(0)
+    keys = torch.randn(8, 16)
+    matched = info_nce(keys + 0.01 * torch.randn(8, 16), keys, None, 0.2)
+    shuffled = info_nce(keys[torch.randperm(8)], keys, None, 0.2)
+    with_queue = info_nce(keys, keys, torch.nn.functional.normalize(torch.randn(32, 16)), 0.2)
+    assert matched < shuffled
+    assert with_queue > info_nce(keys, keys, None, 0.2)  # more negatives, harder task
+
+
+def test_momentum_schedule_rises_to_one_on_a_cosine():
+    assert momentum_at(0, 100, 0.99, cosine=False) == 0.99
+    assert momentum_at(0, 100, 0.99, cosine=True) == pytest.approx(0.99)
+    assert momentum_at(50, 100, 0.99, cosine=True) == pytest.approx(0.995)
+    assert momentum_at(100, 100, 0.99, cosine=True) == pytest.approx(1.0)
+
+
+def test_lr_warms_up_then_decays_to_zero():
+    factors = [lr_factor(s, 100, 10) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
+    assert lr_factor(100, 100, 10) == pytest.approx(0.0)
+
+
+def test_fp16_needs_cuda_and_bf16_autocasts_on_cpu():
+    with pytest.raises(ValueError, match="needs CUDA"):
+        resolve_precision("fp16", "cpu")
+    assert resolve_precision("bf16", "cpu") == (torch.bfloat16, False)
+    assert resolve_precision("auto", "cuda") == (torch.float16, True)
+
+
+@pytest.fixture(scope="module")
+def demo_images():
+    return load_images(open_source(SourceSpec()), 64, limit=24)
+
+
+def test_batches_are_deterministic_per_epoch_and_step(demo_images):
+    batches = PairBatches(demo_images, 4, LogoAugment(), seed=3)
+    a1, b1 = batches.batch(1, 2)
+    a2, b2 = batches.batch(1, 2)
+    a3, _ = batches.batch(2, 2)
+    assert a1.shape == (4, 3, 64, 64)
+    assert torch.equal(a1, a2) and torch.equal(b1, b2)
+    assert not torch.equal(a1, a3)
+    assert float(a1.min()) >= -1.0 and float(a1.max()) <= 1.0  # mean = std = 0.5
+
+
+def test_group_partners_exclude_self_and_ungrouped():
+    assert positive_partners(["x", None, "x", "y", "x"]) == [[2, 4], [], [0, 4], [], [0, 2]]
+
+
+def test_moco_step_moves_the_query_encoder_and_fills_the_queue(demo_images):
+    torch.manual_seed(0)
+    loaded = load_backbone()
+    model = MoCo(loaded.module, loaded.dim, proj_dim=32, hidden_dim=64, queue_size=16)
+    model.train()
+    view1, view2 = PairBatches(demo_images, 4, LogoAugment()).batch(0, 0)
+    before_q = model.projector[0].weight.detach().clone()
+    before_k = model.key_projector[0].weight.detach().clone()
+    loss = model(view1, view2)
+    assert torch.isfinite(loss)
+    loss.backward()
+    torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1).step()
+    model.after_step(0.9)
+    assert not torch.equal(model.projector[0].weight, before_q)
+    expected = 0.9 * before_k + 0.1 * model.projector[0].weight.detach()
+    assert torch.allclose(model.key_projector[0].weight, expected, atol=1e-6)
+    assert int(model.queue_ptr) == 8  # two views of four images
+    assert all(p.grad is None for p in model.key_encoder_parameters())
+
+
+def test_train_flow_fine_tunes_and_keeps_the_best_model(prefect_server, tmp_path):
+    from flows.train import train_flow
+    from logosim.models import load_backbone as load
+    from logosim.store import ArtifactStore
+
+    params = TrainParams(
+        image_size=64,
+        batch_size=4,
+        max_images=12,
+        val_images=8,
+        epochs=2,
+        warmup_epochs=0.5,
+        queue_size=0,
+        hidden_dim=64,
+        proj_dim=32,
+        workers=1,
+    )
+    model = train_flow(SourceSpec(), str(tmp_path), params)
+    store = ArtifactStore(tmp_path)
+    assert model.path == "train/best.pt" and store.verify(model)
+    assert model.meta["run"]["status"] == "completed" and model.meta["run"]["step"] == 6
+    # The best model loads as ordinary backbone weights (what embed and export use).
+    tuned = load(weights=str(store.path(model.path)))
+    pretrained = load()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert not torch.allclose(tuned.module(x), pretrained.module(x))
