@@ -17,10 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from prefect.filesystems import RemoteFileSystem, WritableFileSystem
+from prefect.filesystems import WritableFileSystem
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tasks._storage import result_storage as _result_storage
 
 RunnerKind = Literal["threads", "dask"]
 
@@ -85,17 +87,6 @@ def dask_task_runner(settings: RunnerSettings | None = None) -> TaskRunner:
 def result_storage(
     store_root: str | Path, settings: RunnerSettings | None = None
 ) -> Path | WritableFileSystem:
-    """Where task results live: the configured folder/URL, else ``<store>/_prefect/results``.
-
-    Prefect reads a plain string as a block slug, so local folders are returned as ``Path``
-    and URLs as an (unsaved) ``RemoteFileSystem`` block.
-    """
+    """Task result storage for ``store_root`` under these settings (see tasks/_storage.py)."""
     settings = settings or get_runner_settings()
-    target = settings.result_storage
-    if not target:
-        return Path(store_root).resolve() / "_prefect" / "results"
-    if target.startswith("file://"):
-        return Path(target.removeprefix("file://")).resolve()
-    if "://" in target:
-        return RemoteFileSystem(basepath=target.rstrip("/"))
-    return Path(target).expanduser().resolve()
+    return _result_storage(store_root, settings.result_storage or "")

@@ -201,13 +201,13 @@ class ImagePipeline:
             return None, ImageError.of(record, STAGE, exc.reason, exc.detail)
         finally:
             record.data = b""  # the bytes are no longer needed; keep the window small
-        if self.prepare is not None:
-            try:
+        try:
+            if self.prepare is not None:
                 image = self.prepare(record, image)
-            except Exception as exc:  # a hook failure costs this image, not the chunk
-                detail = f"{type(exc).__name__}: {exc}"
-                return None, ImageError.of(record, STAGE, "prepare_failed", detail)
-        return to_chw(to_model_input(image, self.size, self.mode), self.mean, self.std), None
+            return to_chw(to_model_input(image, self.size, self.mode), self.mean, self.std), None
+        except Exception as exc:  # a failing hook (or what it returned) costs this image only
+            reason = "prepare_failed" if self.prepare is not None else "normalize_failed"
+            return None, ImageError.of(record, STAGE, reason, f"{type(exc).__name__}: {exc}")
 
 
 def prepared_records(
@@ -317,6 +317,11 @@ class Embedder:
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed HWC uint8 images already at model size (``normalize.to_array`` output)."""
+        mean, std = self.backbone.mean, self.backbone.std
+        return self.embed_inputs([to_chw(p, mean, std) for p in pixels])
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Raw pooled descriptors (N, D) of already decoded images (e.g. search queries)."""

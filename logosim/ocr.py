@@ -49,7 +49,9 @@ class OcrParams(BaseModel):
         "OCR where the metadata text is empty (sources with a text column only); 'ignore'.",
     )
     prefilter: bool = Field(
-        False, description="Skip OCR where a stroke-based test finds no text-like regions."
+        True,
+        description="Skip OCR where a ~1 ms letter-row test finds no text-like regions "
+        "(~4x faster on logos; misses some text Tesseract would find: see the issue note).",
     )
     timeout_s: float = Field(10.0, gt=0, description="Per-image Tesseract time limit.")
 
@@ -145,35 +147,44 @@ def _matches(word: str, hints: frozenset[str]) -> bool:
     return len(key) > 1 and any(key in h or h in key for h in hints)
 
 
-def has_text_strokes(image: Image.Image, min_regions: int = 1) -> bool:
-    """Cheap text-likelihood test: are there rows of small, similar-height strokes?
+def has_text_strokes(image: Image.Image, min_chars: int = 2) -> bool:
+    """Cheap text-likelihood test (~1 ms): is there a row of ``min_chars`` letter-like blobs?
 
-    Morphological gradient → Otsu → a horizontal closing that merges the letters of a word
-    into one blob; a word blob is wider than tall, not too tall for the image, and dense
-    with edges. Measured against Tesseract in bench/bench_preprocess.py.
+    Otsu-threshold both polarities (dark text on light and light on dark); a letter is a
+    connected component of plausible height (2.5–35 % of the image), not much wider than
+    tall, not a thin outline; a word is ``min_chars`` such blobs side by side with similar
+    height and centre line. Measured against Tesseract in bench/bench_preprocess.py.
     """
     gray = np.asarray(image.convert("L"), dtype=np.uint8)
-    height, width = gray.shape
-    scale = 256 / max(height, width)
+    scale = 256 / max(gray.shape)
     if scale < 1:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        height, width = gray.shape
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    gradient = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, kernel)
-    _, binary = cv2.threshold(gradient, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if binary.mean() < 1:  # blank image
-        return False
-    joined = cv2.morphologyEx(
-        binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1))
-    )
-    _, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
-    found = 0
-    for x, y, w, h, area in stats[1:]:
-        if h < 6 or h > 0.35 * height or w < 1.8 * h:
-            continue
-        density = binary[y : y + h, x : x + w].mean() / 255
-        if 0.2 < density < 0.9 and area > 0.35 * w * h:
-            found += 1
-            if found >= min_regions:
+    height = gray.shape[0]
+    for polarity in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):
+        _, binary = cv2.threshold(gray, 0, 255, polarity | cv2.THRESH_OTSU)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        letters = sorted(
+            (int(x), int(y), int(w), int(h))
+            for x, y, w, h, area in stats[1:]
+            if 0.025 * height <= h <= 0.35 * height
+            and w <= 1.6 * h
+            and area >= max(8, 0.15 * w * h)
+        )
+        if any(_word_from(letters, i, min_chars) for i in range(len(letters))):
+            return True
+    return False
+
+
+def _word_from(letters: list[tuple[int, int, int, int]], first: int, min_chars: int) -> bool:
+    """Do ``min_chars`` letters follow ``letters[first]`` on one line, close together?"""
+    x, y, w, h = letters[first]
+    count, right, centre = 1, x + w, y + h / 2
+    for x2, y2, w2, h2 in letters[first + 1 :]:
+        if x2 - right > 1.2 * h:
+            break
+        same_line = abs(y2 + h2 / 2 - centre) < 0.35 * h and 0.6 < h2 / h < 1.6
+        if same_line and x2 >= right - 0.2 * h:
+            count, right = count + 1, x2 + w2
+            if count >= min_chars:
                 return True
     return False

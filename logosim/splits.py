@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, model_validator
 
 from logosim.chunks import ChunkJob, ChunkSpec, stable_digest
-from logosim.records import LogoRecord
 from logosim.sources import Source, SourceSpec, open_source
 from logosim.store import ArtifactStore, Manifest
 
@@ -83,29 +82,32 @@ class Unit:
     members: list[SplitItem] = field(default_factory=list)
 
 
-def _raw_stratum(record: LogoRecord, column: str | None) -> str:
-    if record.vienna_top:
-        return record.vienna_top[0]
-    value = record.extra.get(column) if column else None
-    return str(value) if value not in (None, "") else NO_STRATUM
-
-
-def _stratum_column(source: Source, params: SplitsParams) -> str | None:
-    if params.stratum_column:
-        return params.stratum_column
-    first = next(iter(source.records(0, 1, with_bytes=False)), None)
-    extra = first.extra if first else {}
-    return next((c for c in STRATUM_COLUMNS if c in extra), None)
+def _label(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 def read_items(source: Source, params: SplitsParams) -> list[SplitItem]:
-    """Metadata only (no image bytes are read); rare strata pooled."""
-    column = _stratum_column(source, params)
-    items = [
-        SplitItem(r.id, r.group or None, r.vienna_codes, _raw_stratum(r, column))
-        for r in source.records(with_bytes=False)
-    ]
-    sizes = Counter(item.stratum for item in items)
+    """Metadata only (no image bytes are read); strata decided, rare strata pooled.
+
+    A record's stratum is its first top-level Vienna category; without codes, the value of
+    ``params.stratum_column``, else of the first of STRATUM_COLUMNS that has at least two
+    distinct values (a column that is all null, like a placeholder, says nothing).
+    """
+    items, fallback = [], []
+    candidates = [params.stratum_column] if params.stratum_column else list(STRATUM_COLUMNS)
+    for record in source.records(with_bytes=False):
+        top = record.vienna_top[0] if record.vienna_top else NO_STRATUM
+        items.append(SplitItem(record.id, record.group or None, record.vienna_codes, top))
+        fallback.append(tuple(_label(record.extra.get(c)) for c in candidates))
+    distinct = [{values[i] for values in fallback} - {None} for i in range(len(candidates))]
+    column = next(
+        (i for i, seen in enumerate(distinct) if len(seen) >= 2 or params.stratum_column), None
+    )
+    sizes: Counter[str] = Counter()
+    for item, values in zip(items, fallback, strict=True):
+        if item.stratum == NO_STRATUM and column is not None:
+            item.stratum = values[column] or NO_STRATUM
+        sizes[item.stratum] += 1
     for item in items:
         if sizes[item.stratum] < params.min_stratum:
             item.stratum = OTHER_STRATUM

@@ -12,6 +12,7 @@ from prefect import Task
 from prefect.context import TaskRunContext
 
 from logosim.chunks import ChunkJob
+from tasks._storage import result_storage
 
 # Library logs (loguru) reach Prefect's run logs through the stdlib "logosim" logger, which
 # Prefect attaches its API handler to when listed in PREFECT_LOGGING_EXTRA_LOGGERS.
@@ -55,5 +56,6 @@ def transient_io(task: Task, task_run: Any, state: Any) -> bool:
 
 
 def for_store(task: Task, store_root: str | Path) -> Task:
-    """Persist ``task``'s results (manifests) and cache records inside the artifact store."""
-    return task.with_options(result_storage=Path(store_root).resolve() / "_prefect" / "results")
+    """Persist ``task``'s results (manifests) and cache records inside the artifact store,
+    or under LOGOSIM_RESULT_STORAGE (a folder or fsspec URL several hosts share)."""
+    return task.with_options(result_storage=result_storage(store_root))

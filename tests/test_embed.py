@@ -21,6 +21,7 @@ from logosim.embed import (
     is_out_of_memory,
     progress_hook,
 )
+from logosim.normalize import to_array, to_model_input
 from logosim.records import LogoRecord
 from logosim.runtime import RuntimeUnavailableError, build_runtime
 from logosim.sources import SourceSpec, open_source
@@ -137,11 +138,14 @@ def test_prepare_hook_runs_after_decoding_and_its_failures_are_skipped(subset, e
         seen.append((record.id, image.size))
         if record.row == 5:
             raise RuntimeError("OCR engine crashed")
+        if record.row == 7:
+            return None  # type: ignore[return-value]  # a buggy hook
         return Image.new("RGB", image.size, (255, 255, 255))  # e.g. everything inpainted
 
     result = eager.embed_records(records(subset)[:12], prepare=blank_out)
     assert len(seen) == 10  # the two broken rows never reach the hook
-    assert [e.reason for e in result.errors if e.reason == "prepare_failed"] == ["prepare_failed"]
+    failed = [e for e in result.errors if e.reason == "prepare_failed"]
+    assert len(failed) == 2 and "OCR engine crashed" in failed[0].detail
     vectors = result.matrix(1280)
     blank = eager.embed_images([Image.new("RGB", (224, 224), (255, 255, 255))])
     np.testing.assert_allclose(vectors, np.repeat(blank, len(vectors), axis=0), atol=1e-4)
@@ -155,6 +159,8 @@ def test_embed_images_accepts_any_size_and_mode(eager):
     vectors = eager.embed_images(images)
     assert vectors.shape == (2, 1280) and vectors.dtype == np.float32
     assert np.isfinite(vectors).all()
+    pixels = [to_array(to_model_input(im)) for im in images]
+    np.testing.assert_allclose(eager.embed_pixels(pixels), vectors, atol=1e-5)
 
 
 # -- runtimes ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from logosim.records import LogoRecord
 from logosim.sources import SourceSpec, open_source
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+EVERY_IMAGE = OcrParams(prefilter=False)  # Tesseract on every image, whatever it looks like
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def _fake_tesseract(tmp_path, body: str) -> str:
 
 
 def test_chunk_masks_real_text_and_logs_bad_files(store, logo_folder):
-    params = PreprocessParams(workers=2)
+    params = PreprocessParams(workers=2, ocr=EVERY_IMAGE)
     manifests = [preprocess_chunk(job) for job in _job(store, logo_folder, params)]
     reader = MaskReader(store, manifests)
     flags = {f"logo{n}.png": reader.flag_for(f"logo{n}.png") for n in range(5)}
@@ -80,7 +81,7 @@ def test_tesseract_hang_times_out_per_image_and_the_pool_survives(
     monkeypatch.setattr(
         pytesseract.pytesseract, "tesseract_cmd", _fake_tesseract(tmp_path, "sleep 60")
     )
-    params = PreprocessParams(workers=2, ocr=OcrParams(timeout_s=1))
+    params = PreprocessParams(workers=2, ocr=OcrParams(timeout_s=1, prefilter=False))
     started = time.monotonic()
     manifest = preprocess_chunk(_job(store, logo_folder, params, chunk_size=10)[0])
     assert time.monotonic() - started < 20  # per-image timeouts, not the hard deadline
@@ -95,7 +96,9 @@ def test_tesseract_segfault_is_logged_and_the_run_continues(
     monkeypatch.setattr(
         pytesseract.pytesseract, "tesseract_cmd", _fake_tesseract(tmp_path, "kill -SEGV $$")
     )
-    manifest = preprocess_chunk(_job(store, logo_folder, PreprocessParams(workers=2), 10)[0])
+    manifest = preprocess_chunk(
+        _job(store, logo_folder, PreprocessParams(workers=2, ocr=EVERY_IMAGE), 10)[0]
+    )
     assert manifest.rows == 6 and manifest.meta["flags"]["failed"] == 6
     errors = store.path("errors/preprocess/chunk-00000.jsonl").read_text()
     assert errors.count("ocr_failed") == 5
@@ -143,13 +146,15 @@ def test_flow_caches_chunks_and_feeds_the_embed_hook(store, logo_folder, prefect
     from flows.preprocess import embed_prepare, preprocess_flow
 
     source = SourceSpec(path=str(logo_folder))
-    params = PreprocessParams(workers=2)
+    params = PreprocessParams(workers=2, ocr=EVERY_IMAGE)
     first = preprocess_flow(source, str(store.root), params, 2)
     again = preprocess_flow(source, str(store.root), params.model_copy(update={"workers": 1}), 2)
     assert [m.path for m in first] == [m.path for m in again]
     assert [m.created for m in first] == [m.created for m in again]  # cached, not recomputed
     assert store.path("preprocessing_errors.jsonl").read_text().count("not_an_image") == 1
-    other = preprocess_flow(source, str(store.root), PreprocessParams(ocr=OcrParams(psm=6)), 2)
+    other = preprocess_flow(
+        source, str(store.root), PreprocessParams(ocr=OcrParams(psm=6, prefilter=False)), 2
+    )
     assert {m.path for m in other}.isdisjoint(m.path for m in first)  # settings in the key
     spec = embed_prepare(first, params)
     assert spec is not None and embed_prepare(first, PreprocessParams(text_mask=False)) is None
@@ -174,7 +179,7 @@ def test_sigterm_leaves_no_half_written_file_and_a_rerun_completes(tmp_path, log
                 if sys.argv[1] == "slow":
                     pytesseract.pytesseract.tesseract_cmd = {_fake_tesseract(tmp_path, "sleep 30")!r}
                 spec = SourceSpec(path={str(logo_folder)!r})
-                params = PreprocessParams(workers=2, ocr=OcrParams(timeout_s=20))
+                params = PreprocessParams(workers=2, ocr=OcrParams(timeout_s=20, prefilter=False))
                 chunk = plan_chunks(open_source(spec), 10)[0]
                 preprocess_chunk(preprocess_job({str(store_root)!r}, spec, chunk, params, True))
                 print("done")
@@ -205,3 +210,19 @@ def test_preview_command_writes_a_grid(tmp_path, logo_folder):
     assert result.exit_code == 0, result.output
     grid = Image.open(out)
     assert grid.size == (3 * 224, 4 * (224 + 18))
+
+
+def test_run_command_stores_masks_with_a_progress_bar(tmp_path, logo_folder, prefect_server):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    store = tmp_path / "cli-store"
+    result = CliRunner().invoke(
+        app,
+        ["preprocess", "--source", str(logo_folder), "--store", str(store), "--chunk-size", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "masked: 3" in result.output  # the pre-filter (on by default) lets words through
+    assert "skipped: 2" in result.output  # and skips the two shapes
+    assert len(list((store / "masks").glob("*.npz"))) == 2

@@ -55,7 +55,6 @@ def test_reindex_adds_changed_and_new_and_drops_deleted(prefect_server, demo_tab
     rows = base.to_pylist()
     deleted = [r["id"] for r in rows[:3]]
     kept = rows[3:]
-    changed = [kept[0]["id"], kept[1]["id"]]
     new_rows = extra.to_pylist()
     kept[0]["image"], kept[1]["image"] = new_rows[5]["image"], new_rows[6]["image"]
     added = new_rows[:5]

@@ -20,7 +20,7 @@ from flows.commands._options import (
 )
 from logosim.sources import SourceError, SourceSpec, open_source
 
-ChunkOpt = Annotated[int | None, typer.Option(min=1, help="Images per chunk [default 2048].")]
+ChunkOpt = Annotated[int | None, typer.Option(min=1, help="Images per chunk (default 2048).")]
 DimsOpt = Annotated[int, typer.Option("--pca-dims", min=0, help="PCA output dims; 0 = no PCA.")]
 WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PCA components.")]
 ExactOpt = Annotated[

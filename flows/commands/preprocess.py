@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         out: OutOpt = Path("preprocess_preview.png"),
         chunk_size: ChunkOpt = None,
         workers: WorkersOpt = 0,
-        prefilter: PrefilterOpt = False,
+        prefilter: PrefilterOpt = True,
     ) -> None:
         """Detect text (Tesseract) and store run-length text masks per chunk, for embedding
         to inpaint on the fly. With --preview N, draw original / boxes / masked instead."""

@@ -22,7 +22,7 @@ StratumOpt = Annotated[
     str | None,
     typer.Option(
         "--stratum-column",
-        help="Column to stratify by where there are no Vienna codes (default: 'category').",
+        help="Column to stratify by where there are no Vienna codes (default: the first of category, vienna_top, class, collection with two or more values).",
     ),
 ]
 
