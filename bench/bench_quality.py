@@ -84,10 +84,10 @@ def extra(raw: np.ndarray, train: np.ndarray, groups: list[str], results: dict) 
         return np.sign(x) * np.sqrt(np.abs(x))
 
     for dims in (512, 768):
-        v = pca_vectors(signed_sqrt(raw), signed_sqrt(train), PCAParams(dims=dims))
+        v = pca_vectors(signed_sqrt(raw), signed_sqrt(train), PCAParams(dims=dims, power=1.0))
         run(f"sqrt → PCA{dims} whiten (train fit)", v, groups, results)
         run(f"sqrt → PCA{dims} + DBA n=2 alpha=3", neighbour_average(v, 2, 3.0), groups, results)
-    v = pca_vectors(raw, train, PCAParams(dims=768))
+    v = pca_vectors(raw, train, PCAParams(dims=768, power=1.0))
     run("PCA768 + DBA n=2 alpha=3", neighbour_average(v, 2, 3.0), groups, results)
 
 
@@ -114,9 +114,9 @@ def main() -> None:
         return
     run("raw GeM, L2 (no PCA)", l2_normalize(raw), groups, results)
     for dims, power in [(512, 1.0), (256, 1.0), (768, 1.0), (512, 0.5), (512, 0.75)]:
-        v = pca_vectors(raw, train, PCAParams(dims=dims, whiten_power=power))
+        v = pca_vectors(raw, train, PCAParams(dims=dims, whiten_power=power, power=1.0))
         run(f"PCA{dims} whiten^{power} (train fit)", v, groups, results)
-    base = pca_vectors(raw, train, PCAParams(dims=512))
+    base = pca_vectors(raw, train, PCAParams(dims=512, power=1.0))
     for n, alpha in [(1, 1.0), (2, 3.0), (3, 3.0), (5, 3.0)]:
         run(f"PCA512 + DBA n={n} alpha={alpha}", neighbour_average(base, n, alpha), groups, results)
 

@@ -100,3 +100,35 @@ def test_injected_fault_is_retried_and_the_run_completes(prefect_server, tmp_pat
             )
         )
     assert task_run.run_count == 2  # failed once with the injected OSError, then succeeded
+
+
+def test_failure_automation_file_creates_an_automation(prefect_server, tmp_path):
+    """deployments/automations.yaml, with a real notification block, is accepted as is."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.blocks.notifications import SlackWebhook
+    from prefect.settings import PREFECT_API_URL
+
+    repo = Path(__file__).resolve().parents[1]
+    block_id = SlackWebhook(url="https://hooks.slack.com/services/T0/B0/x").save(
+        "logosim-failures", overwrite=True
+    )
+    text = (repo / "deployments" / "automations.yaml").read_text()
+    automations = tmp_path / "automations.yaml"
+    automations.write_text(text.replace("NOTIFY_BLOCK_ID", str(block_id)))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "automation", "create"]
+        + ["--from-file", str(automations)],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with get_client(sync_client=True) as client:
+        (automation,) = client.read_automations_by_name("logosim-run-failed")
+    assert "prefect.flow-run.Failed" in automation.trigger.expect
+    assert str(automation.actions[0].block_document_id) == str(block_id)

@@ -36,7 +36,7 @@ def test_incremental_fit_matches_batch_pca_on_train_rows(store, dims, whiten):
     features = correlated(600, 16)
     manifests = write_chunks(store, features, size=70)  # chunks smaller than a batch
     train = {f"e{i}" for i in range(0, 600, 2)}
-    params = PCAParams(dims=dims, whiten=whiten, batch_rows=64)
+    params = PCAParams(dims=dims, whiten=whiten, batch_rows=64, power=1.0)
     manifest = fit_and_save_pca(store, manifests, params, train)
     assert manifest.path == "pca/pca.npz" and manifest.rows == 300
 
@@ -74,3 +74,16 @@ def test_empty_train_split_is_a_clear_error(store):
     manifests = write_chunks(store, correlated(20, 8), size=10)
     with pytest.raises(ValueError, match="train"):
         fit_and_save_pca(store, manifests, PCAParams(dims=4), {"nobody"})
+
+
+def test_signed_power_is_applied_before_the_fit_and_at_transform(store):
+    features = correlated(300, 12) - 5  # both signs
+    manifests = write_chunks(store, features, size=100)
+    sqrt = fit_and_save_pca(store, manifests, PCAParams(dims=6, power=0.5), None)
+    out = Descriptors.load(store, sqrt)(features[:20])
+    rooted = np.sign(features) * np.sqrt(np.abs(features))
+    plain = fit_and_save_pca(
+        store, write_chunks(store, rooted, 100, "r"), PCAParams(dims=6, power=1.0), None
+    )
+    expected = Descriptors.load(store, plain)(rooted[:20])
+    np.testing.assert_allclose(out @ out.T, expected @ expected.T, atol=1e-4)
