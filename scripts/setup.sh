@@ -5,14 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v tesseract >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "[setup] installing tesseract-ocr (apt-get)"
+# System packages: Tesseract for OCR; DejaVu fonts (the OCR tests render text with them).
+apt_packages=()
+command -v tesseract >/dev/null 2>&1 || apt_packages+=(tesseract-ocr)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || apt_packages+=(fonts-dejavu-core)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing ${apt_packages[*]} (apt-get)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
   else
-    echo "[setup] WARNING: tesseract not found and not root; run: sudo apt-get install -y tesseract-ocr" >&2
-    echo "[setup]          (logosim still runs, without masking text)" >&2
+    echo "[setup] WARNING: missing ${apt_packages[*]} and not root; run: sudo apt-get install -y ${apt_packages[*]}" >&2
+    echo "[setup]          (logosim still runs; without tesseract it skips text masking)" >&2
   fi
 fi
 

@@ -119,9 +119,9 @@ def test_failure_automation_file_creates_an_automation(prefect_server, tmp_path)
     text = (repo / "deployments" / "automations.yaml").read_text()
     automations = tmp_path / "automations.yaml"
     automations.write_text(text.replace("NOTIFY_BLOCK_ID", str(block_id)))
+    prefect = str(Path(sys.executable).with_name("prefect"))
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "automation", "create"]
-        + ["--from-file", str(automations)],
+        [prefect, "--no-prompt", "automation", "create", "--from-file", str(automations)],
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
         capture_output=True,
         text=True,

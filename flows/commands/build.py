@@ -26,10 +26,20 @@ WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PC
 ExactOpt = Annotated[
     int, typer.Option("--exact-below", min=0, help="Exact search below this many images.")
 ]
+TextMaskOpt = Annotated[
+    bool,
+    typer.Option("--text-mask/--no-text-mask", help="OCR text and inpaint it before embedding."),
+]
 
 
 def build_params(
-    spec: SourceSpec, store: str, chunk_size: int | None, pca_dims: int, whiten: bool, exact: int
+    spec: SourceSpec,
+    store: str,
+    chunk_size: int | None,
+    pca_dims: int,
+    whiten: bool,
+    exact: int,
+    text_mask: bool = False,
 ) -> Any:
     from flows.build import BuildParams
     from logosim.index import IndexParams
@@ -42,6 +52,7 @@ def build_params(
         chunk_size=chunk_size,
         pca=pca,
         index=IndexParams(exact_below=exact),
+        text_mask=text_mask,
     )
 
 
@@ -87,10 +98,13 @@ def register(app: typer.Typer) -> None:
         pca_dims: DimsOpt = 512,
         whiten: WhitenOpt = True,
         exact_below: ExactOpt = 50_000,
+        text_mask: TextMaskOpt = False,
     ) -> None:
         """Build the searchable index of a source (cached: a rerun recomputes only what changed)."""
         from flows.build import build_flow
 
         spec, total = checked_spec(source, fmt, group_column)
-        params = build_params(spec, store_path(store), chunk_size, pca_dims, whiten, exact_below)
+        params = build_params(
+            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask
+        )
         run_with_progress(total, lambda: build_flow(params))

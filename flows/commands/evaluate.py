@@ -10,6 +10,7 @@ from flows.commands.build import (
     ChunkOpt,
     DimsOpt,
     ExactOpt,
+    TextMaskOpt,
     WhitenOpt,
     build_params,
     checked_spec,
@@ -28,12 +29,15 @@ def register(app: typer.Typer) -> None:
         pca_dims: DimsOpt = 512,
         whiten: WhitenOpt = True,
         exact_below: ExactOpt = 50_000,
+        text_mask: TextMaskOpt = False,
     ) -> None:
         """Leave-one-out R@1/@10/@100, mAP, NAR and P@10 (every grouped image is a query)."""
         from flows.evaluate import evaluate_flow
 
         spec, total = checked_spec(source, fmt, group_column)
-        params = build_params(spec, store_path(store), chunk_size, pca_dims, whiten, exact_below)
+        params = build_params(
+            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask
+        )
         metrics = run_with_progress(total, lambda: evaluate_flow(params))
         for key, value in metrics.items():
             typer.echo(
