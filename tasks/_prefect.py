@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -31,6 +32,10 @@ def install_log_bridge() -> None:
         record = message.record
         _stdlib.log(record["level"].no, "%s", record["message"])
 
+    # Prefect's console handler prints the forwarded records; loguru's own default stderr
+    # sink would print every line a second time.
+    with contextlib.suppress(ValueError):
+        logger.remove(0)
     logger.add(forward, level="INFO", format="{message}")
     _BRIDGE_INSTALLED = True
 

@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "logosim")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
