@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +37,7 @@ from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, LoadedBackbone, Pooling
 from logosim.models import weights_digest as compute_weights_digest
 from logosim.monitor import ResourceMonitor, describe
 from logosim.normalize import NormalizeMode, to_chw, to_model_input
+from logosim.progress import ProgressChannel
 from logosim.records import LogoRecord
 from logosim.runtime import DeviceName, Runtime, RuntimeName, build_runtime, export_onnx
 from logosim.settings import get_settings
@@ -135,21 +134,9 @@ def free_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-# -- progress: the CLI draws one bar over all chunks; tasks run in threads of its process --
-_progress_lock = threading.Lock()
-_progress_hooks: list[Callable[[int], None]] = []
-
-
-@contextlib.contextmanager
-def progress_hook(callback: Callable[[int], None]) -> Iterator[None]:
-    """Call ``callback(n)`` as images are embedded (or skipped) in this process."""
-    with _progress_lock:
-        _progress_hooks.append(callback)
-    try:
-        yield
-    finally:
-        with _progress_lock:
-            _progress_hooks.remove(callback)
+# The CLI draws one bar over all chunks; tasks run in threads of its process.
+PROGRESS = ProgressChannel()
+progress_hook = PROGRESS.listen
 
 
 class _Progress:
@@ -159,7 +146,7 @@ class _Progress:
     def __init__(self, total: int | None, desc: str) -> None:
         self.bar = (
             None
-            if _progress_hooks
+            if PROGRESS.has_listeners
             else tqdm(total=total, desc=desc, unit="img", disable=None, leave=False)
         )
 
@@ -168,8 +155,7 @@ class _Progress:
             return
         if self.bar is not None:
             self.bar.update(n)
-        for hook in list(_progress_hooks):
-            hook(n)
+        PROGRESS.advance(n)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -35,6 +35,7 @@ from logosim.ocr import (
     tesseract_available,
 )
 from logosim.ocr_pool import Failure, OcrPool
+from logosim.progress import ProgressChannel, ProgressFn
 from logosim.sources import SourceSpec, open_source
 from logosim.store import ArtifactStore, Manifest
 
@@ -159,19 +160,9 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-ProgressFn = Callable[[int], None]
-_progress: ProgressFn | None = None
-
-
-@contextlib.contextmanager
-def progress_hook(callback: ProgressFn) -> Iterator[None]:
-    """Report images done to ``callback`` (the CLI's progress bar) while the flow runs here."""
-    global _progress
-    previous, _progress = _progress, callback
-    try:
-        yield
-    finally:
-        _progress = previous
+# The CLI draws a bar over images; tasks run in threads of the same process.
+PROGRESS = ProgressChannel()
+progress_hook = PROGRESS.listen
 
 
 def analyse_records(
@@ -203,6 +194,7 @@ def preprocess_job(
 def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manifest:
     """OCR + masks for one chunk → ``masks/<cache-key>.npz`` and the chunk's error file."""
     store = ArtifactStore(job.store)
+    report = progress or PROGRESS.advance
     params = PreprocessParams.model_validate(job.params["preprocess"])
     available = bool(job.params.get("ocr_available", True)) and tesseract_available()
     records = open_source(job.source).records(job.chunk.start, job.chunk.stop, with_bytes=available)
@@ -212,8 +204,7 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
     if not available:
         warn_tesseract_missing()
         masks = [ImageMask(r.id, MaskFlag.NO_OCR) for r in records]
-        if report := progress or _progress:
-            report(len(masks))
+        report(len(masks))
     else:
         items = (_item(record, errors, refs) for record in records)
         with (
@@ -229,8 +220,7 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
                             reason=result.reason, detail=result.detail,
                         )
                     )  # fmt: skip
-                if report := progress or _progress:
-                    report(1)
+                report(1)
             restarts = pool.restarts
         if restarts:
             logger.warning(f"{job.chunk.name}: OCR pool restarted {restarts} time(s)")

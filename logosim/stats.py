@@ -7,13 +7,11 @@ computed in this run and whichever came from a checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import json
-import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from pydantic import BaseModel, Field
 from logosim.chunks import ChunkJob, ChunkSpec, stable_digest
 from logosim.decode import ImageDecodeError, decode_image
 from logosim.errors import ImageError, collect_errors, write_chunk_errors
+from logosim.progress import ProgressChannel
 from logosim.records import LogoRecord
 from logosim.sources import SourceSpec, open_source
 from logosim.store import ArtifactStore, Manifest
@@ -163,26 +162,10 @@ def _bump(counts: dict[str, int], key: str, n: int = 1) -> None:
     counts[key] = counts.get(key, 0) + n
 
 
-# -- progress: the CLI draws a bar over images; tasks run in threads of the same process ----
-_progress_lock = threading.Lock()
-_progress_hooks: list[Callable[[int], None]] = []
-
-
-@contextlib.contextmanager
-def progress_hook(callback: Callable[[int], None]) -> Iterator[None]:
-    """Call ``callback(n)`` as images are processed by chunk stats in this process."""
-    with _progress_lock:
-        _progress_hooks.append(callback)
-    try:
-        yield
-    finally:
-        with _progress_lock:
-            _progress_hooks.remove(callback)
-
-
-def _report_progress(n: int) -> None:
-    for hook in list(_progress_hooks):
-        hook(n)
+# The CLI draws a bar over images; tasks run in threads of the same process.
+PROGRESS = ProgressChannel()
+progress_hook = PROGRESS.listen
+_report_progress = PROGRESS.advance
 
 
 # -- per image ----------------------------------------------------------------------------

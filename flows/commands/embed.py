@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from flows.commands._options import (
     FormatOpt,
     GroupOpt,
     SourceOpt,
     StoreOpt,
-    source_spec,
+    checked_spec,
+    image_progress,
     store_path,
 )
 from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
 from logosim.normalize import NormalizeMode
 from logosim.runtime import DeviceName, RuntimeName
-from logosim.sources import SourceError, open_source
 
 
 def register(app: typer.Typer) -> None:
@@ -50,12 +48,7 @@ def register(app: typer.Typer) -> None:
         from flows.embed import embed_flow
         from logosim.embed import EmbedParams, progress_hook
 
-        spec = source_spec(source, fmt, group_column)
-        try:
-            total = len(open_source(spec))
-        except SourceError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+        spec, total = checked_spec(source, fmt, group_column)
         params = EmbedParams(
             model=model,
             weights=weights,
@@ -67,16 +60,8 @@ def register(app: typer.Typer) -> None:
             runtime=runtime,
             workers=workers,
         )
-        lock = threading.Lock()
-        with tqdm(total=total, unit="img", desc="embed", dynamic_ncols=True) as bar:
-
-            def advance(n: int) -> None:
-                with lock:
-                    bar.update(n)
-
-            with progress_hook(advance):
-                manifests = embed_flow(spec, store_path(store), params, chunk_size)
-            bar.update(bar.total - bar.n)  # chunks taken from the cache
+        with image_progress(total, "embed", progress_hook):
+            manifests = embed_flow(spec, store_path(store), params, chunk_size)
         images = sum(m.rows for m in manifests)
         skipped = sum(int(m.meta.get("errors", 0)) for m in manifests)
         typer.echo(f"chunks:   {len(manifests)}")

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands._options import FormatOpt, GroupOpt, SourceOpt, StoreOpt, store_path
+from flows.commands._options import (
+    FormatOpt,
+    GroupOpt,
+    SourceOpt,
+    StoreOpt,
+    checked_spec,
+    store_path,
+)
 from flows.commands.build import (
     ChunkOpt,
     DimsOpt,
     ExactOpt,
     TextMaskOpt,
+    WeightsOpt,
     WhitenOpt,
     build_params,
-    checked_spec,
     run_with_progress,
 )
 
@@ -30,13 +37,14 @@ def register(app: typer.Typer) -> None:
         whiten: WhitenOpt = True,
         exact_below: ExactOpt = 50_000,
         text_mask: TextMaskOpt = False,
+        weights: WeightsOpt = "wheel",
     ) -> None:
         """Leave-one-out R@1/@10/@100, mAP, NAR and P@10 (every grouped image is a query)."""
         from flows.evaluate import evaluate_flow
 
         spec, total = checked_spec(source, fmt, group_column)
         params = build_params(
-            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask
+            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask, weights
         )
         metrics = run_with_progress(total, lambda: evaluate_flow(params))
         for key, value in metrics.items():

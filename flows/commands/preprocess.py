@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +14,11 @@ from flows.commands._options import (
     GroupOpt,
     SourceOpt,
     StoreOpt,
-    source_spec,
+    checked_spec,
+    image_progress,
     store_path,
 )
-from logosim.sources import SourceError, open_source
+from logosim.sources import open_source
 
 PreviewOpt = Annotated[
     int, typer.Option("--preview", min=0, help="Only draw a grid for the first N images.")
@@ -49,13 +49,8 @@ def register(app: typer.Typer) -> None:
         from logosim.ocr import OcrParams
         from logosim.preprocess import PreprocessParams
 
-        spec = source_spec(source, fmt, group_column)
+        spec, total = checked_spec(source, fmt, group_column)
         params = PreprocessParams(workers=workers, ocr=OcrParams(prefilter=prefilter))
-        try:
-            total = len(open_source(spec))
-        except SourceError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
         if preview:
             _preview(spec, params, preview, out)
             return
@@ -79,16 +74,8 @@ def _run(spec, store: str, params, chunk_size: int | None, total: int) -> None:
     from flows.preprocess import preprocess_flow
     from logosim.preprocess import ERRORS_FILE, progress_hook
 
-    lock = threading.Lock()
-    with tqdm(total=total, unit="img", desc="preprocess", dynamic_ncols=True) as bar:
-
-        def advance(n: int) -> None:
-            with lock:
-                bar.update(n)
-
-        with progress_hook(advance):
-            manifests = preprocess_flow(spec, store, params, chunk_size)
-        bar.update(bar.total - bar.n)  # chunks restored from the cache
+    with image_progress(total, "preprocess", progress_hook):
+        manifests = preprocess_flow(spec, store, params, chunk_size)
     flags: dict[str, int] = {}
     for manifest in manifests:
         for name, n in manifest.meta.get("flags", {}).items():

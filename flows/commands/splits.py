@@ -11,11 +11,10 @@ from flows.commands._options import (
     GroupOpt,
     SourceOpt,
     StoreOpt,
-    source_spec,
+    checked_spec,
     store_path,
 )
 from logosim.settings import get_settings
-from logosim.sources import SourceError, open_source
 
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Split seed [env LOGOSIM_SEED].")]
 StratumOpt = Annotated[
@@ -44,12 +43,7 @@ def register(app: typer.Typer) -> None:
         from flows.splits import splits_flow
         from logosim.splits import SplitsParams
 
-        spec = source_spec(source, fmt, group_column)
-        try:
-            open_source(spec)
-        except SourceError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+        spec, _ = checked_spec(source, fmt, group_column)
         params = SplitsParams(
             seed=get_settings().seed if seed is None else seed, stratum_column=stratum_column
         )

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from flows.commands._options import (
     FormatOpt,
     GroupOpt,
     SourceOpt,
     StoreOpt,
-    source_spec,
+    checked_spec,
+    image_progress,
     store_path,
 )
-from logosim.sources import SourceError, open_source
 from logosim.stats import progress_hook
 
 CheckpointOpt = Annotated[
@@ -45,22 +43,9 @@ def register(app: typer.Typer) -> None:
         """
         from flows.stats import default_params, stats_flow
 
-        spec = source_spec(source, fmt, group_column)
-        try:
-            total = len(open_source(spec))
-        except SourceError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
-        lock = threading.Lock()
-        with tqdm(total=total, unit="img", desc="stats", dynamic_ncols=True) as bar:
-
-            def advance(n: int) -> None:
-                with lock:
-                    bar.update(n)
-
-            with progress_hook(advance):
-                summary = stats_flow(spec, store_path(store), default_params(checkpoint_every))
-            bar.update(bar.total - bar.n)  # chunks restored from checkpoints
+        spec, total = checked_spec(source, fmt, group_column)
+        with image_progress(total, "stats", progress_hook):
+            summary = stats_flow(spec, store_path(store), default_params(checkpoint_every))
         reasons = ", ".join(f"{k}: {v}" for k, v in summary.corrupt_by_reason.items())
         typer.echo(f"images:  {summary.images:,}")
         typer.echo(f"corrupt: {summary.corrupt:,}" + (f" ({reasons})" if reasons else ""))
