@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from prefect import Task
+from prefect import Task, task
 from prefect.context import TaskRunContext
 
 from logosim.chunks import ChunkJob
@@ -64,3 +65,15 @@ def for_store(task: Task, store_root: str | Path) -> Task:
     """Persist ``task``'s results (manifests) and cache records inside the artifact store,
     or under LOGOSIM_RESULT_STORAGE (a folder or fsspec URL several hosts share)."""
     return task.with_options(result_storage=result_storage(store_root))
+
+
+# The policy of every per-chunk task: cached on ChunkJob.cache_key (content digest + stage
+# version), results persisted in the store, retried only on transient I/O errors.
+chunk_task = functools.partial(
+    task,
+    cache_key_fn=chunk_cache_key,
+    persist_result=True,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_io,
+)

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from logosim.chunks import ChunkJob
 from logosim.embed import EmbedParams, embed_chunk
 from logosim.runtime import resolve_device
 from logosim.store import Manifest
 from tasks._gpu import gpu_slot
-from tasks._prefect import chunk_cache_key, transient_io
+from tasks._prefect import chunk_task
 
 
 # Cached on chunk content + embedding version (model, weights, pooling, size, preprocessing):
 # a new batch size, device or runtime reuses every finished chunk.
-@task(
-    cache_key_fn=chunk_cache_key,
-    persist_result=True,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient_io,
-)
+@chunk_task
 def embed_chunk_task(job: ChunkJob) -> Manifest:
     # On CUDA, hold a `gpu` slot so two runs don't share one GPU's memory (tasks/_gpu.py).
     with gpu_slot(resolve_device(EmbedParams.model_validate(job.params.get("embed", {})).device)):

@@ -7,18 +7,12 @@ from prefect import task
 from logosim.chunks import ChunkJob
 from logosim.preprocess import collect_preprocess_errors, preprocess_chunk
 from logosim.store import ArtifactStore, Manifest
-from tasks._prefect import chunk_cache_key, transient_io
+from tasks._prefect import chunk_task, transient_io
 
 
 # Cached on chunk content + OCR/mask settings (+ whether Tesseract was there): OCR runs once
 # per image ever; the number of workers is not in the key.
-@task(
-    cache_key_fn=chunk_cache_key,
-    persist_result=True,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient_io,
-)
+@chunk_task
 def preprocess_chunk_task(job: ChunkJob) -> Manifest:
     return preprocess_chunk(job)
 

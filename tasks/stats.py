@@ -8,17 +8,11 @@ from logosim.chunks import ChunkJob
 from logosim.sources import SourceSpec
 from logosim.stats import StatsSummary, compute_chunk_stats, finish_stats
 from logosim.store import ArtifactStore, Manifest
-from tasks._prefect import chunk_cache_key, transient_io
+from tasks._prefect import chunk_task, transient_io
 
 
 # Cached on chunk content + stats version: a rerun after a kill skips every finished chunk.
-@task(
-    cache_key_fn=chunk_cache_key,
-    persist_result=True,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient_io,
-)
+@chunk_task
 def stats_chunk(job: ChunkJob) -> Manifest:
     return compute_chunk_stats(job)
 
