@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # Test-only tool: Debian's docker-compose validates docker/compose.yaml without an engine.
 if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "[test] installing docker-compose (apt-get) to validate docker/compose.yaml"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null || true
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } || true
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
