@@ -10,9 +10,11 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from logosim.runtime import resolve_device
 from logosim.sources import SourceSpec
 from logosim.store import ArtifactStore, Manifest
 from logosim.train.loop import TrainParams, train
+from tasks._gpu import gpu_slot
 from tasks._prefect import transient_io
 
 
@@ -31,7 +33,9 @@ def fine_tune(source: SourceSpec, store: str, params: TrainParams) -> Manifest:
         history.append({k: v for k, v in report.items() if isinstance(v, int | float | str)})
         create_table_artifact(history, key="train-validation", description="Validation per epoch")
 
-    result = train(source, ArtifactStore(store), params, on_step=on_step, on_epoch=on_epoch)
+    # On CUDA, hold a `gpu` slot so two runs don't share one GPU's memory (tasks/_gpu.py).
+    with gpu_slot(resolve_device(params.device)):
+        result = train(source, ArtifactStore(store), params, on_step=on_step, on_epoch=on_epoch)
     manifest = result.best_model or result.checkpoint
     if manifest is None:
         raise RuntimeError("training produced neither a model nor a checkpoint")
