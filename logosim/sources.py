@@ -247,7 +247,11 @@ class ParquetSource:
     def _batches(
         self, start: int, stop: int | None, columns: list[str]
     ) -> Iterator[tuple[int, pa.RecordBatch]]:
-        """Record batches covering rows [start, stop), skipping row groups before ``start``."""
+        """Record batches covering rows [start, stop), skipping row groups before ``start``.
+
+        Row groups are streamed batch by batch, never read whole: files written with
+        pyarrow's defaults hold up to a million rows (every image) in one row group.
+        """
         stop = len(self) if stop is None else min(stop, len(self))
         offset = 0
         for rg in range(self.file.num_row_groups):
@@ -257,11 +261,17 @@ class ParquetSource:
                 continue
             if offset >= stop:
                 return
-            table = self.file.read_row_group(rg, columns=columns)
-            lo, hi = max(start - offset, 0), min(stop - offset, rg_rows)
-            for batch in table.slice(lo, hi - lo).to_batches(self.BATCH_ROWS):
-                yield offset + lo, batch
-                lo += batch.num_rows
+            row = offset
+            batches = self.file.iter_batches(
+                batch_size=self.BATCH_ROWS, row_groups=[rg], columns=columns, use_threads=False
+            )
+            for batch in batches:
+                lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
+                if hi > lo:
+                    yield row + lo, batch.slice(lo, hi - lo)
+                row += batch.num_rows
+                if row >= stop:
+                    break
             offset += rg_rows
 
     def records(

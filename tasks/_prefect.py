@@ -19,8 +19,6 @@ from tasks._storage import result_storage
 # Library logs (loguru) reach Prefect's run logs through the stdlib "logosim" logger, which
 # Prefect attaches its API handler to when listed in PREFECT_LOGGING_EXTRA_LOGGERS.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "logosim")
-# Library calls outside a flow run (search, tests) log to the console only, without a warning.
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 _stdlib = logging.getLogger("logosim")
 _stdlib.setLevel(logging.INFO)
 _BRIDGE_INSTALLED = False
