@@ -202,13 +202,13 @@ def test_parquet_streams_row_ranges_and_skips_row_groups(tmp_path, monkeypatch):
     source = open_source(str(tmp_path / "big.parquet"))
     assert source.file.num_row_groups == 5 and len(source) == n
     read_groups: list[int] = []
-    real_read = source.file.read_row_group
+    real_iter = source.file.iter_batches
 
-    def counting_read(index, *args, **kwargs):
-        read_groups.append(index)
-        return real_read(index, *args, **kwargs)
+    def counting_iter(*args, **kwargs):
+        read_groups.extend(kwargs["row_groups"])
+        return real_iter(*args, **kwargs)
 
-    monkeypatch.setattr(source.file, "read_row_group", counting_read)
+    monkeypatch.setattr(source.file, "iter_batches", counting_iter)
     stream = source.records(23, 37)
     assert isinstance(stream, Iterator)
     first = next(stream)
@@ -217,6 +217,19 @@ def test_parquet_streams_row_ranges_and_skips_row_groups(tmp_path, monkeypatch):
     rest = list(stream)
     assert [r.id for r in rest] == [f"r{i}" for i in range(24, 37)]
     assert read_groups == [2, 3]
+
+
+def test_parquet_one_huge_row_group_is_streamed_in_batches(tmp_path, monkeypatch):
+    """pyarrow's default writes up to 1M rows per row group: a chunk must not read it whole."""
+    n = 40
+    table = pa.table({"id": [f"r{i}" for i in range(n)], "image": [png(i % 5) for i in range(n)]})
+    _write_parquet(tmp_path / "one.parquet", table)
+    source = open_source(str(tmp_path / "one.parquet"))
+    assert source.file.num_row_groups == 1
+    monkeypatch.setattr(type(source), "BATCH_ROWS", 8)
+    monkeypatch.setattr(source.file, "read_row_group", None)  # reading a whole group fails
+    chunks = [[r.id for r in source.records(start, start + 15)] for start in range(0, n, 15)]
+    assert chunks == [[f"r{i}" for i in range(s, min(s + 15, n))] for s in range(0, n, 15)]
 
 
 def test_parquet_metadata_only_does_not_read_image_column(tmp_path):
