@@ -42,6 +42,13 @@ class BuildParams(BaseModel):
         default_factory=PreprocessParams, description="OCR and inpainting settings (text_mask)."
     )
 
+    def pca_stage(self) -> PCAParams:
+        """The PCA settings in force: off when an exported model already projects."""
+        exported = self.embed.exported()
+        if exported is not None and exported.has_pca and self.pca.enabled:
+            return self.pca.model_copy(update={"enabled": False})
+        return self.pca
+
     def store_root(self) -> str:
         return str(self.store or get_settings().store.expanduser().resolve())
 
@@ -72,13 +79,16 @@ def build_flow(params: BuildParams | None = None) -> BuildResult:
     splits_flow(source, store)
     prepare = preprocess_spec(params, store)
     embeddings = embed_flow(source, store, params.embed, params.chunk_size, prepare)
-    pca = pca_flow(store, embeddings, params.pca)
+    pca_params = params.pca_stage()
+    if pca_params is not params.pca:
+        print(f"pca: skipped, {params.embed.onnx_model} has the PCA projection inside")
+    pca = pca_flow(store, embeddings, pca_params)
     meta = {
         "embed": params.embed.model_dump(mode="json"),
         "prepare": prepare.model_dump(mode="json") if prepare else None,
         "source": source.model_dump(mode="json"),
     }
-    index = index_flow(store, embeddings, pca if params.pca.enabled else None, params.index, meta)
+    index = index_flow(store, embeddings, pca if pca_params.enabled else None, params.index, meta)
     result = BuildResult(
         store=store,
         images=stats.images,

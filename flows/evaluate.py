@@ -21,7 +21,7 @@ def evaluate_flow(params: BuildParams | None = None) -> dict:
     params = params or BuildParams()
     built = build_flow(params)
     store = ArtifactStore(built.store)
-    pca = built.pca if params.pca.enabled else None
+    pca = built.pca if params.pca_stage().enabled else None
     manifest = for_store(evaluate_task, store.root)(
         str(store.root), params.source, built.embeddings, pca
     )

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,23 @@ from tqdm import tqdm
 from logosim.chunks import ChunkJob, stable_digest
 from logosim.decode import ImageDecodeError, decode_image
 from logosim.errors import ImageError, write_chunk_errors
+from logosim.exported import ExportedModel, read_exported
 from logosim.faults import raise_fault_once
 from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, LoadedBackbone, Pooling, load_backbone
 from logosim.models import weights_digest as compute_weights_digest
 from logosim.monitor import ResourceMonitor, describe
-from logosim.normalize import NormalizeMode, to_chw, to_model_input
+from logosim.normalize import NormalizeMode, to_array, to_chw, to_model_input
 from logosim.progress import ProgressChannel
 from logosim.records import LogoRecord
-from logosim.runtime import DeviceName, Runtime, RuntimeName, build_runtime, export_onnx
+from logosim.runtime import (
+    DeviceName,
+    OnnxRuntime,
+    Runtime,
+    RuntimeName,
+    build_runtime,
+    export_onnx,
+    resolve_device,
+)
 from logosim.settings import get_settings
 from logosim.sources import open_source
 from logosim.store import ArtifactStore, Manifest
@@ -72,9 +81,28 @@ class EmbedParams(BaseModel):
     device: DeviceName = "auto"
     runtime: RuntimeName = Field("auto", description="auto | eager | channels_last | bf16 | onnx.")
     workers: int = Field(0, ge=0, description="Decode threads; 0 = one per physical core.")
+    onnx_model: str | None = Field(
+        None,
+        description="A model written by `logosim export`, run with ONNX Runtime instead of "
+        "model/weights/pooling; its input size and normalise mode come from the file, and "
+        "when it contains the PCA projection the build's PCA stage is skipped.",
+    )
+
+    def exported(self) -> ExportedModel | None:
+        return read_exported(self.onnx_model) if self.onnx_model else None
+
+    def input_geometry(self) -> tuple[int, NormalizeMode]:
+        """(square size, normalise mode) of the network input."""
+        exported = self.exported()
+        if exported is not None:
+            return exported.image_size, exported.normalize
+        return self.image_size, self.normalize
 
     def model_version(self) -> str:
         """Identifies the network's function: weights, pooling, input size."""
+        exported = self.exported()
+        if exported is not None:
+            return stable_digest("embed-exported", EMBED_CODE_VERSION, exported.sha256)
         return stable_digest(
             "embed-model",
             EMBED_CODE_VERSION,
@@ -88,7 +116,8 @@ class EmbedParams(BaseModel):
     def version(self, prep_digest: str = "") -> str:
         """What changes the output: model, weights, pooling, size, normalise mode, code,
         preprocessing. Not batch size, device, runtime or workers."""
-        return stable_digest("embed", self.model_version(), self.normalize, prep_digest)
+        mode = "exported" if self.onnx_model else self.normalize  # an export fixes its own
+        return stable_digest("embed", self.model_version(), mode, prep_digest)
 
 
 class PrepareSpec(BaseModel):
@@ -166,12 +195,16 @@ class _Progress:
 Prepared = tuple[LogoRecord, np.ndarray | None, ImageError | None]
 
 
+Encode = Callable[[Image.Image], np.ndarray]
+"""A model-size image → the network's input array (scaled CHW float32, or raw HWC uint8 for
+an exported model that scales inside its graph)."""
+
+
 @dataclass(frozen=True)
 class ImagePipeline:
-    """Decode → prepare hook → model-input geometry → scaled CHW float32, for one record."""
+    """Decode → prepare hook → model-input geometry → network input, for one record."""
 
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    encode: Encode
     size: int = 224
     mode: NormalizeMode = "pad"
     prepare: Prepare | None = None
@@ -190,7 +223,7 @@ class ImagePipeline:
         try:
             if self.prepare is not None:
                 image = self.prepare(record, image)
-            return to_chw(to_model_input(image, self.size, self.mode), self.mean, self.std), None
+            return self.encode(to_model_input(image, self.size, self.mode)), None
         except Exception as exc:  # a failing hook (or what it returned) costs this image only
             reason = "prepare_failed" if self.prepare is not None else "normalize_failed"
             return None, ImageError.of(record, STAGE, reason, f"{type(exc).__name__}: {exc}")
@@ -234,24 +267,36 @@ class EmbedResult:
 
 
 class Embedder:
-    """A loaded backbone + runtime; embeds PIL images, pixel arrays or source records.
+    """A loaded network + runtime; embeds PIL images, pixel arrays or source records.
 
-    ``store``, when given, caches the ONNX export under ``onnx/`` by model version.
+    The network is a timm backbone (raw pooled features; PCA follows in its own stage) or,
+    with ``onnx_model``, an exported model whose output is already the index vector.
+    ``store``, when given, caches the backbone's ONNX export under ``onnx/`` by model version.
     """
 
     def __init__(self, params: EmbedParams | None = None, store: ArtifactStore | None = None):
         self.params = params or EmbedParams()
         self.store = store
-        self.backbone: LoadedBackbone = load_backbone(
-            self.params.model, self.params.weights, self.params.pooling, self.params.gem_p
-        )
-        self.runtime: Runtime = build_runtime(
-            self.params.runtime,
-            self.params.device,
-            self.backbone.module,
-            onnx_model=self._onnx_model,
-            size=self.params.image_size,
-        )
+        self.exported = self.params.exported()
+        self.image_size, self.normalize = self.params.input_geometry()
+        self.backbone: LoadedBackbone | None = None
+        if self.exported is not None:
+            self.runtime: Runtime = self._exported_runtime(self.exported)
+            self._dim = self.exported.dim
+            self.encode: Encode = to_array  # the graph scales uint8 pixels itself
+        else:
+            self.backbone = load_backbone(
+                self.params.model, self.params.weights, self.params.pooling, self.params.gem_p
+            )
+            self.runtime = build_runtime(
+                self.params.runtime,
+                self.params.device,
+                self.backbone.module,
+                onnx_model=self._onnx_model,
+                size=self.params.image_size,
+            )
+            self._dim = self.backbone.dim
+            self.encode = partial(to_chw, mean=self.backbone.mean, std=self.backbone.std)
         # Lowered for good after an OOM. On 2 CPU cores ONNX Runtime peaked at batch 16
         # (120 img/s vs 115 at 32 and 100 at 64); a GPU wants large batches.
         auto = CUDA_BATCH if self.runtime.device == "cuda" else CPU_BATCH
@@ -259,13 +304,21 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return self.backbone.dim
+        return self._dim
 
     @property
     def device(self) -> str:
         return self.runtime.device
 
+    def _exported_runtime(self, exported: ExportedModel) -> Runtime:
+        if self.params.runtime not in ("auto", "onnx"):
+            raise ValueError(
+                f"runtime {self.params.runtime!r} cannot run an exported model: use 'onnx'"
+            )
+        return OnnxRuntime(exported.path, resolve_device(self.params.device))
+
     def _onnx_model(self) -> bytes | Path:
+        assert self.backbone is not None
         if self.store is None:
             return export_onnx(self.backbone.module, self.params.image_size)
         rel = f"onnx/{self.params.model_version()[:24]}-torch{torch.__version__}.onnx"
@@ -286,7 +339,7 @@ class Embedder:
         self.batch_size = smaller
 
     def embed_inputs(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed model inputs (CHW float32 from ``to_chw``); on OOM halve the batch and
+        """Embed network inputs (``self.encode`` output); on OOM halve the batch and
         resume at the failed offset, so no image is embedded twice or skipped."""
         out: list[np.ndarray] = []
         offset = 0
@@ -306,15 +359,14 @@ class Embedder:
 
     def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Embed HWC uint8 images already at model size (``normalize.to_array`` output)."""
-        mean, std = self.backbone.mean, self.backbone.std
-        return self.embed_inputs([to_chw(p, mean, std) for p in pixels])
+        if self.exported is not None:
+            return self.embed_inputs(pixels)
+        return self.embed_inputs([self.encode(p) for p in pixels])
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Raw pooled descriptors (N, D) of already decoded images (e.g. search queries)."""
-        size, mode = self.params.image_size, self.params.normalize
-        mean, std = self.backbone.mean, self.backbone.std
+        """Descriptors (N, D) of already decoded images (e.g. search queries)."""
         return self.embed_inputs(
-            [to_chw(to_model_input(im, size, mode), mean, std) for im in images]
+            [self.encode(to_model_input(im, self.image_size, self.normalize)) for im in images]
         )
 
     # -- a stream of records -----------------------------------------------------------------
@@ -329,10 +381,9 @@ class Embedder:
         """Embed every decodable record; failures are collected, never raised."""
         settings = get_settings()
         pipeline = ImagePipeline(
-            self.backbone.mean,
-            self.backbone.std,
-            self.params.image_size,
-            self.params.normalize,
+            self.encode,
+            self.image_size,
+            self.normalize,
             prepare,
             settings.max_image_pixels,
             settings.max_image_bytes,

@@ -1,14 +1,15 @@
 """Export the whole embedding model to one ONNX file, and prove it agrees with PyTorch.
 
 The graph takes what a consumer naturally has — square logos as uint8 NHWC pixels — and
-returns index vectors: scaling with the model's mean/std → backbone → pooling → L2 → PCA
-projection (+ whitening) → L2. Precisions: ``fp32``; ``fp16`` (for CUDA; inputs and outputs
+returns index vectors: scaling with the model's mean/std → backbone → pooling → signed power
+→ L2 → PCA projection (+ whitening) → L2. Precisions: ``fp32``; ``fp16`` (for CUDA; inputs and outputs
 stay uint8/float32); ``int8`` (static QDQ quantisation for CPU, calibrated on real logos).
 
 Every export is checked on real logos against the fp32 PyTorch model: each image's cosine
 must reach ``min_cosine`` (0.999; ``int8_min_cosine`` for int8), else :class:`ExportError`
 is raised and nothing is published. A JSON report with ``min_cosine``, ``mean_cosine``,
-``size_mb``, ``precision`` (and speed) is written next to the model.
+``size_mb``, ``precision`` (and speed) is written next to the model. The embed stage runs
+the file through ONNX Runtime with ``--onnx-model`` (``EmbedParams.onnx_model``).
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from loguru import logger
-from PIL import Image
 from pydantic import BaseModel, Field
 from torch import nn
 
 from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, LoadedBackbone, Pooling, load_backbone
-from logosim.normalize import NormalizeMode, to_array, to_model_input
+from logosim.normalize import NormalizeMode
 from logosim.pca import PCA_FILE, PCAModel
-from logosim.runtime import ONNX_OPSET, physical_cores
+from logosim.runtime import ONNX_OPSET, ort_session
 from logosim.sources import SourceSpec
 from logosim.store import ArtifactStore, Manifest
 from logosim.train.checkpoint import BEST_MODEL
@@ -64,7 +64,8 @@ class ExportParams(BaseModel):
 
 
 class EmbeddingModel(nn.Module):
-    """uint8 NHWC logos → L2-normalised (PCA-projected) descriptors; exactly what is indexed."""
+    """uint8 NHWC logos → index vectors, exactly as ``PCAModel.transform`` makes them from
+    the backbone's pooled features (signed power → L2 → PCA + whitening → L2)."""
 
     def __init__(self, loaded: LoadedBackbone, pca: PCAModel | None) -> None:
         super().__init__()
@@ -72,6 +73,7 @@ class EmbeddingModel(nn.Module):
         self.register_buffer("mean", torch.tensor(loaded.mean).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(loaded.std).view(1, 3, 1, 1) * 255.0)
         self.has_pca = pca is not None
+        self.power = pca.power if pca is not None else 1.0  # PCAModel.transform's signed power
         if pca is not None:
             self.register_buffer("pca_mean", torch.from_numpy(pca.mean))
             self.register_buffer("pca_components", torch.from_numpy(pca.components.T.copy()))
@@ -80,7 +82,10 @@ class EmbeddingModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        x = F.normalize(self.backbone(x).float(), dim=1, eps=1e-12)
+        x = self.backbone(x).float()
+        if self.power != 1.0:
+            x = torch.sign(x) * x.abs().pow(self.power)
+        x = F.normalize(x, dim=1, eps=1e-12)
         if self.has_pca:
             x = (x - self.pca_mean) @ self.pca_components / self.pca_scale
             x = F.normalize(x, dim=1, eps=1e-12)
@@ -170,19 +175,6 @@ def to_int8(data: bytes, calibration: np.ndarray) -> bytes:
             op_types_to_quantize=["Conv"],
         )
         return out.read_bytes()
-
-
-def ort_session(model: bytes | Path, device: str = "cpu") -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = physical_cores()
-    options.inter_op_num_threads = 1
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=providers)
 
 
 def run_session(session: Any, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -315,28 +307,3 @@ def validate(
             f"{ids[worst]} < {bar} (mean {cosines.mean():.6f}); nothing was published"
         )
     return report
-
-
-class OnnxEmbedder:
-    """Embeds logos with an exported model: same calls as ``Embedder`` (``embed_images``,
-    ``embed_pixels``, ``dim``), but the output is already the index vector (PCA + L2)."""
-
-    def __init__(self, path: Path | str, device: str = "cpu") -> None:
-        self.path = Path(path)
-        self.session = ort_session(self.path, device)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.image_size = int(meta.get("logosim.image_size", 224))
-        self.normalize: NormalizeMode = meta.get("logosim.normalize", "pad")  # type: ignore[assignment]
-        self.dim = int(meta.get("logosim.dim", self.session.get_outputs()[0].shape[1]))
-        self.device = device
-        self.batch_size = 32
-
-    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        if not len(pixels):
-            return np.zeros((0, self.dim), np.float32)
-        return run_session(self.session, np.stack(pixels), self.batch_size)
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.embed_pixels(
-            [to_array(to_model_input(im, self.image_size, self.normalize)) for im in images]
-        )

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
+from PIL import Image
 
-from logosim.export import (
-    EXPORT_DIR,
-    ExportError,
-    ExportParams,
-    OnnxEmbedder,
-    build_embedding_model,
-    export_model,
-)
-from logosim.models import load_backbone
-from logosim.pca import PCA_FILE, PCAParams, fit_pca
+from logosim.demo import DEMO_PARQUET
+from logosim.embed import Embedder, EmbedParams
+from logosim.evaluate import indexed_vectors
+from logosim.export import EXPORT_DIR, ExportError, ExportParams, export_model
+from logosim.models import ModelError, load_backbone
+from logosim.pca import PCA_FILE, Descriptors, PCAParams, fit_pca
+from logosim.search import Searcher, SearchParams
 from logosim.sources import SourceSpec, open_source
 from logosim.store import ArtifactStore
 from logosim.train.data import load_images, to_tensor
@@ -52,18 +51,67 @@ def test_fp32_export_agrees_with_pytorch_and_reports(pca_store: ArtifactStore):
     assert report["validated_images"] == 16 and report["throughput_img_s"] > 0
 
 
-def test_onnx_embedder_gives_the_index_vectors_of_the_pytorch_model(pca_store: ArtifactStore):
+def _index_vectors_of_backbone(store: ArtifactStore, images: list[Image.Image]) -> np.ndarray:
+    """What the build indexes for these images: eager backbone features → the store's PCA."""
+    backbone = Embedder(EmbedParams(image_size=SIZE, runtime="eager"))
+    return Descriptors.load(store, store.load_verified(PCA_FILE))(backbone.embed_images(images))
+
+
+def test_the_exported_model_embeds_to_the_index_vectors(pca_store: ArtifactStore):
     manifest = export_model(pca_store, _params())
-    embedder = OnnxEmbedder(pca_store.path(manifest.path))
+    embedder = Embedder(EmbedParams(onnx_model=str(pca_store.path(manifest.path))))
+    assert embedder.runtime.name == "onnx" and embedder.backbone is None
+    assert (embedder.image_size, embedder.dim) == (SIZE, 16)
     images = load_images(open_source(SourceSpec()), SIZE, keep_ids=None, limit=60)
     pil = [images.image(i) for i in range(50, 60)]  # logos the validation did not use
     vectors = embedder.embed_images(pil)
-    assert vectors.shape == (10, 16) and embedder.dim == 16
+    assert vectors.shape == (10, 16)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    reference = build_embedding_model(pca_store, _params())
-    with torch.no_grad():
-        expected = reference(torch.from_numpy(np.stack([np.asarray(p) for p in pil]))).numpy()
+    expected = _index_vectors_of_backbone(pca_store, pil)  # signed power, PCA, whitening
     assert (vectors * expected).sum(axis=1).min() > 0.999
+
+
+def test_embedding_on_an_unusable_model_file_fails_clearly(tmp_path):
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        EmbedParams(onnx_model=str(fake)).version()
+    with pytest.raises(ModelError, match="does not exist"):
+        Embedder(EmbedParams(onnx_model=str(tmp_path / "missing.onnx")))
+
+
+def test_build_on_the_exported_model_skips_pca_and_searches(
+    prefect_server, pca_store: ArtifactStore, tmp_path
+):
+    """The chunked embed stage runs the exported file; the index holds its vectors as is."""
+    from flows.build import BuildParams, build_flow
+
+    exported = export_model(pca_store, _params())
+    subset = tmp_path / "demo90.parquet"
+    pq.write_table(pq.read_table(DEMO_PARQUET).slice(0, 90), subset)
+    params = BuildParams(
+        source=SourceSpec(path=str(subset)),
+        store=str(tmp_path / "store"),
+        chunk_size=40,
+        embed=EmbedParams(onnx_model=str(pca_store.path(exported.path))),
+    )
+    built = build_flow(params)
+    assert built.embedded == 90 and len(built.embeddings) == 3
+    assert built.pca.rows == 0  # skipped: the PCA is inside the exported graph
+    assert {m.meta["runtime"] for m in built.embeddings} == {"onnx"}
+    assert built.index.meta["dim"] == 16 and built.index.rows == 90
+
+    store = ArtifactStore(built.store)
+    ids, vectors = indexed_vectors(store, built.embeddings, None)
+    images = load_images(open_source(SourceSpec(path=str(subset))), SIZE)
+    assert images.ids == ids
+    expected = _index_vectors_of_backbone(pca_store, [images.image(i) for i in range(90)])
+    assert (vectors * expected).sum(axis=1).min() > 0.999
+
+    hits = Searcher(store).search_images([images.image(7)], SearchParams(k=3))[0]
+    assert hits[0].id == ids[7] and hits[0].score > 0.999
+    again = build_flow(params)  # cached: same chunk files, same index
+    assert [m.sha256 for m in again.embeddings] == [m.sha256 for m in built.embeddings]
 
 
 def test_fp16_export_is_validated_or_says_why(pca_store: ArtifactStore):

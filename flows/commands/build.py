@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,17 @@ WeightsOpt = Annotated[
         "such as STORE/train/best.pt.",
     ),
 ]
+OnnxModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--onnx-model",
+        exists=True,
+        dir_okay=False,
+        resolve_path=True,
+        help="Embed with a model from `logosim export` (ONNX Runtime) instead of --weights; "
+        "PCA is skipped when the model has it inside.",
+    ),
+]
 TextMaskOpt = Annotated[
     bool,
     typer.Option("--text-mask/--no-text-mask", help="OCR text and inpaint it before embedding."),
@@ -47,6 +59,7 @@ def build_params(
     exact: int,
     text_mask: bool = False,
     weights: str = "wheel",
+    onnx_model: Path | None = None,
 ) -> Any:
     from flows.build import BuildParams
     from logosim.embed import EmbedParams
@@ -58,7 +71,7 @@ def build_params(
         source=spec,
         store=store,
         chunk_size=chunk_size,
-        embed=EmbedParams(weights=weights),
+        embed=EmbedParams(weights=weights, onnx_model=str(onnx_model) if onnx_model else None),
         pca=pca,
         index=IndexParams(exact_below=exact),
         text_mask=text_mask,
@@ -86,12 +99,21 @@ def register(app: typer.Typer) -> None:
         exact_below: ExactOpt = 50_000,
         text_mask: TextMaskOpt = False,
         weights: WeightsOpt = "wheel",
+        onnx_model: OnnxModelOpt = None,
     ) -> None:
         """Build the searchable index of a source (cached: a rerun recomputes only what changed)."""
         from flows.build import build_flow
 
         spec, total = checked_spec(source, fmt, group_column)
         params = build_params(
-            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask, weights
+            spec,
+            store_path(store),
+            chunk_size,
+            pca_dims,
+            whiten,
+            exact_below,
+            text_mask,
+            weights,
+            onnx_model,
         )
         run_with_progress(total, lambda: build_flow(params))

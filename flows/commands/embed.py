@@ -15,6 +15,7 @@ from flows.commands._options import (
     image_progress,
     store_path,
 )
+from flows.commands.build import OnnxModelOpt
 from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
 from logosim.normalize import NormalizeMode
 from logosim.runtime import DeviceName, RuntimeName
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         chunk_size: Annotated[
             int | None, typer.Option(min=1, help="Images per chunk [default 2048].")
         ] = None,
+        onnx_model: OnnxModelOpt = None,
     ) -> None:
         """Embed a source into DIR/embeddings/*.npz (cached per chunk: a rerun skips done chunks)."""
         from flows.embed import embed_flow
@@ -59,6 +61,7 @@ def register(app: typer.Typer) -> None:
             device=device,
             runtime=runtime,
             workers=workers,
+            onnx_model=str(onnx_model) if onnx_model else None,
         )
         with image_progress(total, "embed", progress_hook):
             manifests = embed_flow(spec, store_path(store), params, chunk_size)

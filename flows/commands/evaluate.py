@@ -17,6 +17,7 @@ from flows.commands.build import (
     ChunkOpt,
     DimsOpt,
     ExactOpt,
+    OnnxModelOpt,
     TextMaskOpt,
     WeightsOpt,
     WhitenOpt,
@@ -38,13 +39,22 @@ def register(app: typer.Typer) -> None:
         exact_below: ExactOpt = 50_000,
         text_mask: TextMaskOpt = False,
         weights: WeightsOpt = "wheel",
+        onnx_model: OnnxModelOpt = None,
     ) -> None:
         """Leave-one-out R@1/@10/@100, mAP, NAR and P@10 (every grouped image is a query)."""
         from flows.evaluate import evaluate_flow
 
         spec, total = checked_spec(source, fmt, group_column)
         params = build_params(
-            spec, store_path(store), chunk_size, pca_dims, whiten, exact_below, text_mask, weights
+            spec,
+            store_path(store),
+            chunk_size,
+            pca_dims,
+            whiten,
+            exact_below,
+            text_mask,
+            weights,
+            onnx_model,
         )
         metrics = run_with_progress(total, lambda: evaluate_flow(params))
         for key, value in metrics.items():
