@@ -83,6 +83,7 @@ def run_one(n: int, kind: str, m: int, ef_c: int, ef_s: list[int], queries: int,
             ef_construction=ef_c,
             ef_search=max(ef_s),
             recall_sample=0,
+            dba_neighbours=0,  # the ANN structure alone (DBA adds a kNN pass over the build)
         )
         started = time.perf_counter()
         manifest = build_index(store, manifests, None, params)

@@ -4,7 +4,8 @@ Reads the embedding chunks, splits and groups of a store built by
 ``logosim evaluate --source /work/shared/bench/logo_bench_dev.parquet --group-column group
 --store /tmp/devbench`` and measures leave-one-out metrics for:
   * PCA dims and whitening power (PCA always fitted on the train split only),
-  * alpha-weighted database-side augmentation (DBA) / query expansion (alpha-QE),
+  * alpha-weighted database-side augmentation (DBA) / query expansion (alpha-QE), through
+    the index's own ``augment_collection`` (exact neighbours, the exact-build code path),
   * re-ranking cues (colour histogram, layout map) mixed with the ANN score.
 
 Mixed scores are exact: w_a·ann + w_c·colour + w_l·layout is the inner product of the
@@ -25,6 +26,7 @@ import numpy as np
 
 from logosim.decode import decode_image
 from logosim.evaluate import source_groups
+from logosim.index import augment_collection
 from logosim.metrics import leave_one_out
 from logosim.pca import PCAParams, fit_pca, iter_embeddings, l2_normalize
 from logosim.rerank import cues
@@ -51,21 +53,6 @@ def pca_vectors(raw: np.ndarray, train: np.ndarray, params: PCAParams) -> np.nda
     return model.transform(raw)
 
 
-def neighbour_average(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
-    """Each vector plus its top-n neighbours weighted by similarity^alpha (alpha-DBA on the
-    whole collection; the vector itself has weight 1 and is not its own neighbour)."""
-    out = np.empty_like(x)
-    for start in range(0, len(x), 1024):
-        s = x[start : start + 1024] @ x.T
-        rows = np.arange(len(s))
-        s[rows, start + rows] = -np.inf
-        top = np.argpartition(-s, n - 1, axis=1)[:, :n]
-        w = np.maximum(np.take_along_axis(s, top, 1), 0) ** alpha
-        agg = np.einsum("qn,qnd->qd", w, x[top])
-        out[start : start + 1024] = x[start : start + 1024] + agg
-    return l2_normalize(out)
-
-
 def run(label: str, vectors: np.ndarray, groups: list[str], results: dict) -> None:
     started = time.perf_counter()
     m = leave_one_out(vectors, groups)
@@ -86,9 +73,9 @@ def extra(raw: np.ndarray, train: np.ndarray, groups: list[str], results: dict) 
     for dims in (512, 768):
         v = pca_vectors(signed_sqrt(raw), signed_sqrt(train), PCAParams(dims=dims, power=1.0))
         run(f"sqrt → PCA{dims} whiten (train fit)", v, groups, results)
-        run(f"sqrt → PCA{dims} + DBA n=2 alpha=3", neighbour_average(v, 2, 3.0), groups, results)
+        run(f"sqrt → PCA{dims} + DBA n=2 alpha=3", augment_collection(v, 2, 3.0), groups, results)
     v = pca_vectors(raw, train, PCAParams(dims=768, power=1.0))
-    run("PCA768 + DBA n=2 alpha=3", neighbour_average(v, 2, 3.0), groups, results)
+    run("PCA768 + DBA n=2 alpha=3", augment_collection(v, 2, 3.0), groups, results)
 
 
 def main() -> None:
@@ -118,7 +105,9 @@ def main() -> None:
         run(f"PCA{dims} whiten^{power} (train fit)", v, groups, results)
     base = pca_vectors(raw, train, PCAParams(dims=512, power=1.0))
     for n, alpha in [(1, 1.0), (2, 3.0), (3, 3.0), (5, 3.0)]:
-        run(f"PCA512 + DBA n={n} alpha={alpha}", neighbour_average(base, n, alpha), groups, results)
+        run(
+            f"PCA512 + DBA n={n} alpha={alpha}", augment_collection(base, n, alpha), groups, results
+        )
 
     if args.rerank:
         images = {r.id: r.data for r in open_source(source).records()}

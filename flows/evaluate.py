@@ -1,5 +1,5 @@
 """The evaluate flow: build (or reuse, via the cache) the index over a source with known
-groups, then measure leave-one-out retrieval quality."""
+groups, then measure leave-one-out retrieval quality of its stored vectors."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import argparse
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from flows._verified import run_verified
 from flows.build import BuildParams, build_flow
 from logosim.evaluate import PAIRS_FILE
 from logosim.sources import SourceSpec
 from logosim.store import ArtifactStore
-from tasks._prefect import for_store
 from tasks.evaluate import evaluate_task
 
 
@@ -21,15 +21,19 @@ def evaluate_flow(params: BuildParams | None = None) -> dict:
     params = params or BuildParams()
     built = build_flow(params)
     store = ArtifactStore(built.store)
-    pca = built.pca if params.pca_stage().enabled else None
-    manifest = for_store(evaluate_task, store.root)(
-        str(store.root), params.source, built.embeddings, pca
-    )
+    manifest = run_verified(evaluate_task, str(store.root), source=params.source, index=built.index)
     metrics = store.read_json(manifest)
     rows = [
         {"metric": k, "value": round(v, 4) if isinstance(v, float) else v}
         for k, v in metrics.items()
     ]
+    dba = built.index.meta.get("dba")
+    rows.append(
+        {
+            "metric": "α-DBA",
+            "value": f"n={dba['neighbours']}, alpha={dba['alpha']}" if dba else "off",
+        }
+    )
     pairs = store.load_verified(PAIRS_FILE)
     if pairs is not None:
         rows += [{"metric": f"val {k}", "value": v} for k, v in store.read_json(pairs).items()]

@@ -1,4 +1,4 @@
-"""The index flow: stream the embedding chunks through PCA into a FAISS index."""
+"""The index flow: stream the embedding chunks through PCA (and α-DBA) into a FAISS index."""
 
 from __future__ import annotations
 
@@ -29,12 +29,18 @@ def index_flow(
         meta=meta,
     )
     recall = manifest.meta.get("recall_vs_exact", {})
+    dba = manifest.meta.get("dba") or {}
     create_table_artifact(
         [
             {"figure": "type", "value": manifest.meta.get("type")},
             {"figure": "vectors", "value": manifest.rows},
             {"figure": "dims", "value": manifest.meta.get("dim")},
             {"figure": "build seconds", "value": manifest.meta.get("build_seconds")},
+            {
+                "figure": "α-DBA",
+                "value": f"n={dba['neighbours']}, alpha={dba['alpha']}" if dba else "off",
+            },
+            {"figure": "α-DBA seconds", "value": dba.get("seconds", 0)},
             *({"figure": f"{k} vs exact", "value": round(v, 4)} for k, v in recall.items()),
         ],
         key="index-summary",

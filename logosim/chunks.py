@@ -77,3 +77,10 @@ class ChunkJob(BaseModel):
     @property
     def cache_key(self) -> str:
         return f"{self.stage}-{self.chunk.digest[:24]}-{self.version[:16]}"
+
+    @property
+    def source_chunk_name(self) -> str:
+        """The chunk's name qualified by its source: a reindex embeds small delta sources
+        whose chunks are also called chunk-00000, and their error files must not replace
+        the build's."""
+        return f"{self.chunk.name}-{stable_digest(self.source.path)[:8]}"

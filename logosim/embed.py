@@ -445,7 +445,7 @@ def embedding_path(job: ChunkJob) -> str:
 def write_embeddings(
     store: ArtifactStore, job: ChunkJob, result: EmbedResult, dim: int, meta: dict[str, Any]
 ) -> Manifest:
-    write_chunk_errors(store, STAGE, job.chunk.name, result.errors)
+    write_chunk_errors(store, STAGE, job.source_chunk_name, result.errors)
     arrays = {
         "ids": np.asarray(result.ids, dtype=np.str_),
         "embeddings": result.matrix(dim),

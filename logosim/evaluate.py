@@ -1,8 +1,9 @@
 """Evaluation of an index build: leave-one-out metrics over a source with known groups.
 
-The descriptors evaluated are exactly the indexed ones (embedding chunks through the PCA
-model of the index), searched exactly, so the figures measure the descriptor, not the ANN
-approximation (whose recall is reported at build time).
+The vectors evaluated are read back from the index (after PCA and α-DBA, exactly as
+stored) and searched exactly, so the figures measure the descriptor, not the ANN
+approximation (whose recall is reported at build time). Queries are the indexed images
+themselves, so no α-query expansion applies.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import time
 import numpy as np
 from loguru import logger
 
+from logosim.index import LogoIndex
 from logosim.metrics import METRIC_KEYS, leave_one_out, pair_recall
 from logosim.pca import Descriptors, iter_embeddings
 from logosim.sources import SourceSpec, open_source
 from logosim.store import ArtifactStore, Manifest
 
 METRICS_FILE = "eval/metrics.json"
+EVAL_VERSION = "2"  # 2: the index's stored vectors (α-DBA) instead of chunks through PCA
 PAIRS_FILE = "eval/pairs_val.json"
 
 
@@ -29,6 +32,7 @@ def source_groups(source: SourceSpec) -> dict[str, str]:
 def indexed_vectors(
     store: ArtifactStore, embeddings: list[Manifest], pca: Manifest | None
 ) -> tuple[list[str], np.ndarray]:
+    """Descriptors of the embedding chunks through PCA: the index's vectors before α-DBA."""
     describe = Descriptors.load(store, pca)
     ids: list[str] = []
     blocks: list[np.ndarray] = []
@@ -41,16 +45,26 @@ def indexed_vectors(
     return ids, np.concatenate(blocks)
 
 
-def evaluate_build(
-    store: ArtifactStore,
-    source: SourceSpec,
-    embeddings: list[Manifest],
-    pca: Manifest | None,
-) -> Manifest:
+def stored_vectors(store: ArtifactStore, index: Manifest) -> tuple[list[str], np.ndarray]:
+    """The live vectors of the index, as searched (ids in insertion order)."""
+    loaded = LogoIndex.load(store)
+    if loaded.manifest.sha256 != index.sha256:
+        raise ValueError(f"{index.path} changed since this build: evaluate the current one")
+    ids: list[str] = []
+    blocks: list[np.ndarray] = []
+    for part_ids, vectors in loaded.live_vectors():
+        ids.extend(part_ids)
+        blocks.append(vectors)
+    if not ids:
+        raise ValueError("nothing to evaluate: the index is empty")
+    return ids, np.concatenate(blocks)
+
+
+def evaluate_build(store: ArtifactStore, source: SourceSpec, index: Manifest) -> Manifest:
     """Write ``eval/metrics.json`` (exactly METRIC_KEYS) and, when the splits flow wrote
     validation pairs, ``eval/pairs_val.json`` with recall@K on them."""
     started = time.perf_counter()
-    ids, vectors = indexed_vectors(store, embeddings, pca)
+    ids, vectors = stored_vectors(store, index)
     groups = source_groups(source)
     if not groups:
         raise ValueError(
@@ -65,7 +79,12 @@ def evaluate_build(
         metrics,
         kind="metrics",
         rows=int(metrics["queries"]),
-        meta={"embeddings": [m.sha256 for m in embeddings], "pca": pca.sha256 if pca else None},
+        meta={
+            "index": index.sha256,
+            "embeddings": index.meta.get("embeddings"),
+            "pca": index.meta.get("pca"),
+            "dba": index.meta.get("dba"),
+        },
     )
 
 

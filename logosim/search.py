@@ -2,7 +2,8 @@
 
 The query goes through the same backbone settings and PCA model the index was built with
 (both recorded in the index manifest), so a query image and its indexed copy get the same
-descriptor.
+descriptor. When the index was built with α-DBA, the query gets the matching α-query
+expansion (its n nearest stored vectors, weighted by similarity^α) before the search.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Searcher:
     ) -> list[list[SearchHit]]:
         """Search with raw pooled features (N, D) as the embedder produces them."""
         params = params or SearchParams()
-        vectors = self.describe(features)
+        vectors = self.index.expand(self.describe(features), ef_search=params.ef_search)
         reranking = params.rerank.enabled and query_images is not None and self.gallery_images
         depth = max(params.candidates, params.k) if reranking else params.k
         found = self.index.search(vectors, depth, ef_search=params.ef_search)

@@ -1,17 +1,46 @@
-"""Evaluation task: leave-one-out metrics of the indexed descriptors (cheap: always rerun)."""
+"""Evaluation task: leave-one-out metrics of the index's stored vectors.
+
+Cached on what the figures depend on: the index evaluated (its sha256 covers the embeddings,
+the PCA model and the α-DBA settings, which the key also names), the group labels of the
+source and the validation pairs. A second run with nothing changed measures nothing; any
+change re-measures. The flow recomputes a cached result whose metrics file was overwritten.
+"""
 
 from __future__ import annotations
 
-from prefect import task
+from typing import Any
 
-from logosim.evaluate import evaluate_build
+from prefect import task
+from prefect.context import TaskRunContext
+
+from logosim.chunks import stable_digest
+from logosim.evaluate import EVAL_VERSION, evaluate_build, source_groups
 from logosim.sources import SourceSpec
+from logosim.splits import pairs_file
 from logosim.store import ArtifactStore, Manifest
 from tasks._prefect import transient_io
 
 
-@task(retries=2, retry_condition_fn=transient_io)
-def evaluate_task(
-    store: str, source: SourceSpec, embeddings: list[Manifest], pca: Manifest | None
-) -> Manifest:
-    return evaluate_build(ArtifactStore(store), source, embeddings, pca)
+def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    index: Manifest = parameters["index"]
+    pairs = ArtifactStore(parameters["store"]).read_manifest(pairs_file("val"))
+    return (
+        "eval-"
+        + stable_digest(
+            EVAL_VERSION,
+            index.sha256,
+            index.meta.get("dba"),
+            sorted(source_groups(parameters["source"]).items()),  # a metadata pass
+            pairs.sha256 if pairs else None,
+        )[:32]
+    )
+
+
+@task(
+    cache_key_fn=evaluate_cache_key,
+    persist_result=True,
+    retries=2,
+    retry_condition_fn=transient_io,
+)
+def evaluate_task(store: str, source: SourceSpec, index: Manifest) -> Manifest:
+    return evaluate_build(ArtifactStore(store), source, index)

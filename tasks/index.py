@@ -14,7 +14,8 @@ from tasks._prefect import transient_io
 
 
 def index_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Embedding chunk sha256s + PCA model sha256 + index settings (+ what produced them)."""
+    """Embedding chunk sha256s + PCA model sha256 + index settings (α-DBA included: the whole
+    IndexParams dump) + what produced them."""
     pca: Manifest | None = parameters["pca"]
     return (
         "index-"

@@ -21,6 +21,7 @@ from logosim.embed import (
     is_out_of_memory,
     progress_hook,
 )
+from logosim.errors import collect_errors, read_errors
 from logosim.normalize import to_array, to_model_input
 from logosim.records import LogoRecord
 from logosim.runtime import RuntimeUnavailableError, build_runtime
@@ -246,8 +247,27 @@ def test_embed_chunk_writes_arrays_errors_and_meta(subset, eager, store):
     assert manifest.versions["embed"] == job.version
     for key in ("throughput", "seconds", "batch_size", "device", "runtime", "peak_rss_mb"):
         assert key in manifest.meta
-    errors = store.path("errors/embed/chunk-00000.jsonl").read_text().splitlines()
+    errors = store.path(f"errors/embed/{job.source_chunk_name}.jsonl").read_text().splitlines()
     assert len(errors) == 2
+
+
+def test_error_files_of_two_sources_in_one_store_are_both_kept(subset, eager, store, tmp_path):
+    """A reindex embeds delta sources into the build's store: chunk-00000 of each keeps its
+    own error file, and errors.jsonl reports both."""
+    other = tmp_path / "other.parquet"
+    pq.write_table(pq.read_table(subset), other)
+    first = chunk_jobs(subset, store, eager.params, 20)[0]
+    second = chunk_jobs(other, store, eager.params, 20)[0]
+    assert first.chunk.name == second.chunk.name == "chunk-00000"
+    for job in (first, second):
+        embed_chunk(job, embedder=eager)
+    collect_errors(store)
+    errors = read_errors(store)
+    assert len(errors) == 4 and {e.stage for e in errors} == {"embed"}
+    assert {Path(e.source.split("#")[0]).name for e in errors} == {
+        "subset.parquet",
+        "other.parquet",
+    }
 
 
 def paint_corner(store: ArtifactStore, colour: str) -> object:

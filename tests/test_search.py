@@ -22,18 +22,24 @@ from logosim.store import ArtifactStore
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """24 demo logos embedded with the pretrained backbone, PCA 16, exact index."""
+def demo24(tmp_path_factory):
+    """24 demo logos and their features from the pretrained backbone."""
     from logosim.embed import EmbedParams, cached_embedder
 
     root = tmp_path_factory.mktemp("search")
     table = pq.read_table(DEMO_PARQUET).slice(0, 24)
     source_file = root / "demo24.parquet"
     pq.write_table(table, source_file)
-    store = ArtifactStore(root / "store")
     params = EmbedParams(runtime="eager")
     rows = table.to_pylist()
     features = cached_embedder(params).embed_images([decode_image(r["image"]) for r in rows])
+    return root, source_file, params, rows, features
+
+
+def build_store(demo24, name: str, index: IndexParams) -> ArtifactStore:
+    """The demo features → PCA 16 → an exact index with the given settings."""
+    root, source_file, params, rows, features = demo24
+    store = ArtifactStore(root / name)
     chunk = store.write_arrays(
         "embeddings/test.npz",
         {"ids": np.array([r["id"] for r in rows]), "embeddings": features, "rows": np.arange(24)},
@@ -45,16 +51,55 @@ def built(tmp_path_factory):
         "embed": params.model_dump(mode="json"),
         "source": SourceSpec(path=str(source_file)).model_dump(mode="json"),
     }
-    build_index(store, [chunk], pca, IndexParams(), meta=meta)
-    return store, rows
+    build_index(store, [chunk], pca, index, meta=meta)
+    return store
+
+
+@pytest.fixture(scope="module")
+def built(demo24):
+    """The default index: α-DBA (n=2, alpha=3) and α-QE on."""
+    return build_store(demo24, "store", IndexParams()), demo24[3]
 
 
 def test_a_logo_finds_itself_first(built):
     store, rows = built
     hits = Searcher(store).search_images([decode_image(rows[5]["image"])], SearchParams(k=4))[0]
     assert [h.rank for h in hits] == [1, 2, 3, 4]
-    assert hits[0].id == rows[5]["id"] and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    assert hits[0].id == rows[5]["id"] and hits[0].score > 0.9
     assert all(a.score >= b.score for a, b in pairwise(hits))
+
+
+def test_alpha_qe_query_of_every_indexed_image_ranks_it_first(built, demo24):
+    """The query (raw features of the indexed pixels) is expanded with its stored neighbours
+    the way the index vectors were: each of the 24 images comes first, or level with the
+    first (within 1e-3) where a near-duplicate was averaged into the same point by DBA
+    (here adobe-after-effects and adobe-animate: 0.9986 vs 0.9990)."""
+    store, rows = built
+    searcher = Searcher(store)
+    assert searcher.index.dba["neighbours"] == 2 and searcher.index.dba["alpha"] == 3.0
+    features = demo24[4]
+    hits = searcher.search_features(features, SearchParams(k=3))
+    firsts = [h[0].id for h in hits]
+    assert sum(a == r["id"] for a, r in zip(firsts, rows, strict=True)) >= 22
+    for row, found in zip(rows, hits, strict=True):
+        own = next(h for h in found if h.id == row["id"])
+        assert own.rank <= 2 and own.score > found[0].score - 1e-3
+    # the score is the cosine of the expanded query with the stored (augmented) vector
+    query = searcher.describe(features[:1])
+    stored = searcher.index.vectors([rows[0]["id"]])
+    assert firsts[0] == rows[0]["id"]
+    expanded = searcher.index.expand(query)
+    assert hits[0][0].score == pytest.approx((expanded @ stored.T).item(), abs=1e-5)
+    assert hits[0][0].score > (query @ stored.T).item()  # the expansion moved q towards it
+
+
+def test_without_dba_a_logo_scores_one_with_itself(demo24):
+    store = build_store(demo24, "plain", IndexParams(dba_neighbours=0))
+    searcher = Searcher(store)
+    assert searcher.index.dba is None
+    rows = demo24[3]
+    hits = searcher.search_features(demo24[4][5:6], SearchParams(k=2))[0]
+    assert hits[0].id == rows[5]["id"] and hits[0].score == pytest.approx(1.0, abs=1e-3)
 
 
 def test_cli_json_sheet_and_bad_query(built, tmp_path):

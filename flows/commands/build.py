@@ -25,6 +25,19 @@ WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PC
 ExactOpt = Annotated[
     int, typer.Option("--exact-below", min=0, help="Exact search below this many images.")
 ]
+DbaOpt = Annotated[
+    int,
+    typer.Option(
+        "--dba-neighbours",
+        min=0,
+        help="α-DBA: average each indexed vector with this many neighbours (queries get the "
+        "same α-QE); 0 = off.",
+    ),
+]
+DbaAlphaOpt = Annotated[
+    float,
+    typer.Option("--dba-alpha", min=0.0, help="α-DBA/α-QE: neighbours weigh similarity^alpha."),
+]
 WeightsOpt = Annotated[
     str,
     typer.Option(
@@ -60,6 +73,8 @@ def build_params(
     text_mask: bool = False,
     weights: str = "wheel",
     onnx_model: Path | None = None,
+    dba_neighbours: int = 2,
+    dba_alpha: float = 3.0,
 ) -> Any:
     from flows.build import BuildParams
     from logosim.embed import EmbedParams
@@ -73,7 +88,7 @@ def build_params(
         chunk_size=chunk_size,
         embed=EmbedParams(weights=weights, onnx_model=str(onnx_model) if onnx_model else None),
         pca=pca,
-        index=IndexParams(exact_below=exact),
+        index=IndexParams(exact_below=exact, dba_neighbours=dba_neighbours, dba_alpha=dba_alpha),
         text_mask=text_mask,
     )
 
@@ -100,6 +115,8 @@ def register(app: typer.Typer) -> None:
         text_mask: TextMaskOpt = False,
         weights: WeightsOpt = "wheel",
         onnx_model: OnnxModelOpt = None,
+        dba_neighbours: DbaOpt = 2,
+        dba_alpha: DbaAlphaOpt = 3.0,
     ) -> None:
         """Build the searchable index of a source (cached: a rerun recomputes only what changed)."""
         from flows.build import build_flow
@@ -115,5 +132,7 @@ def register(app: typer.Typer) -> None:
             text_mask,
             weights,
             onnx_model,
+            dba_neighbours,
+            dba_alpha,
         )
         run_with_progress(total, lambda: build_flow(params))

@@ -15,6 +15,8 @@ from flows.commands._options import (
 )
 from flows.commands.build import (
     ChunkOpt,
+    DbaAlphaOpt,
+    DbaOpt,
     DimsOpt,
     ExactOpt,
     OnnxModelOpt,
@@ -40,6 +42,8 @@ def register(app: typer.Typer) -> None:
         text_mask: TextMaskOpt = False,
         weights: WeightsOpt = "wheel",
         onnx_model: OnnxModelOpt = None,
+        dba_neighbours: DbaOpt = 2,
+        dba_alpha: DbaAlphaOpt = 3.0,
     ) -> None:
         """Leave-one-out R@1/@10/@100, mAP, NAR and P@10 (every grouped image is a query)."""
         from flows.evaluate import evaluate_flow
@@ -55,6 +59,8 @@ def register(app: typer.Typer) -> None:
             text_mask,
             weights,
             onnx_model,
+            dba_neighbours,
+            dba_alpha,
         )
         metrics = run_with_progress(total, lambda: evaluate_flow(params))
         for key, value in metrics.items():
