@@ -29,7 +29,7 @@ from logosim.sources import SourceSpec, open_source
 
 DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "embed.json"
-OPTIONS = ("eager", "channels_last", "bf16", "onnx")
+OPTIONS = ("eager", "channels_last", "bf16", "onnx", "openvino")
 COSINE_FLOOR = 0.999
 
 

@@ -42,12 +42,11 @@ from logosim.progress import ProgressChannel
 from logosim.records import LogoRecord
 from logosim.runtime import (
     DeviceName,
-    OnnxRuntime,
     Runtime,
     RuntimeName,
     build_runtime,
     export_onnx,
-    resolve_device,
+    exported_runtime,
 )
 from logosim.settings import get_settings
 from logosim.sources import open_source
@@ -79,7 +78,9 @@ class EmbedParams(BaseModel):
     )
     min_batch: int = Field(1, ge=1, description="Give up (re-raise) below this batch size.")
     device: DeviceName = "auto"
-    runtime: RuntimeName = Field("auto", description="auto | eager | channels_last | bf16 | onnx.")
+    runtime: RuntimeName = Field(
+        "auto", description="auto | eager | channels_last | bf16 | onnx | openvino | fp16."
+    )
     workers: int = Field(0, ge=0, description="Decode threads; 0 = one per physical core.")
     onnx_model: str | None = Field(
         None,
@@ -142,7 +143,13 @@ def resolve_prepare(spec: PrepareSpec | dict | None, store: ArtifactStore) -> Pr
 
 
 # -- out-of-memory handling ----------------------------------------------------------------
-_OOM_MARKERS = ("out of memory", "can't allocate", "cannot allocate", "failed to allocate")
+_OOM_MARKERS = (
+    "out of memory",
+    "can't allocate",
+    "cannot allocate",
+    "failed to allocate",
+    "bad_alloc",  # OpenVINO reports std::bad_alloc as a RuntimeError
+)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -281,7 +288,9 @@ class Embedder:
         self.image_size, self.normalize = self.params.input_geometry()
         self.backbone: LoadedBackbone | None = None
         if self.exported is not None:
-            self.runtime: Runtime = self._exported_runtime(self.exported)
+            self.runtime: Runtime = exported_runtime(
+                self.params.runtime, self.params.device, self.exported.path
+            )
             self._dim = self.exported.dim
             self.encode: Encode = to_array  # the graph scales uint8 pixels itself
         else:
@@ -309,13 +318,6 @@ class Embedder:
     @property
     def device(self) -> str:
         return self.runtime.device
-
-    def _exported_runtime(self, exported: ExportedModel) -> Runtime:
-        if self.params.runtime not in ("auto", "onnx"):
-            raise ValueError(
-                f"runtime {self.params.runtime!r} cannot run an exported model: use 'onnx'"
-            )
-        return OnnxRuntime(exported.path, resolve_device(self.params.device))
 
     def _onnx_model(self) -> bytes | Path:
         assert self.backbone is not None

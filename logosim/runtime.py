@@ -7,14 +7,19 @@ speed and cosine against fp32 eager):
 - ``bf16``: PyTorch bfloat16 autocast, channels-last (CPU with AVX-512 bf16).
 - ``onnx``: the backbone+pooling exported to ONNX once per model version and run with
   ONNX Runtime, one intra-op thread per physical core.
+- ``openvino``: the same ONNX graph compiled by OpenVINO's CPU plugin (fp32, one stream,
+  one thread per physical core).
 - ``fp16``: CUDA only, float16 autocast, channels-last.
-``auto`` picks ``fp16`` on CUDA and :data:`CPU_AUTO` on CPU.
+``auto`` picks ``fp16`` on CUDA and :data:`CPU_AUTO` on CPU (ONNX Runtime where OpenVINO is
+not installed).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -25,13 +30,14 @@ from loguru import logger
 
 from logosim.models import Backbone
 
-RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "fp16"]
+RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 
-# Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json): ONNX Runtime was
-# the fastest CPU option end to end with min cosine ≥ 0.999 against fp32 eager (71.6 img/s vs
-# channels_last 65.1, eager 28.7; bf16 autocast 3.9 img/s and cosine 0.985 on this CPU).
-CPU_AUTO: RuntimeName = "onnx"
+# Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json; figures in
+# notes/issue-3-embed.md): OpenVINO fp32 is the fastest CPU option with min cosine ≥ 0.999
+# against fp32 eager, ahead of ONNX Runtime (model only 252 vs 172 img/s at batch 16).
+# OpenVINO's bf16 (AMX) is 2× faster again but only reaches cosine 0.988, so it is not offered.
+CPU_AUTO: RuntimeName = "openvino"
 ONNX_OPSET = 17
 
 
@@ -65,10 +71,16 @@ def resolve_device(device: DeviceName) -> str:
     return device
 
 
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
 def resolve_runtime(name: RuntimeName, device: str) -> RuntimeName:
     """The concrete option for ``auto``; refuses combinations that cannot work."""
     if name == "auto":
-        return "fp16" if device == "cuda" else CPU_AUTO
+        if device == "cuda":
+            return "fp16"
+        return CPU_AUTO if openvino_available() else "onnx"
     if name == "fp16" and device != "cuda":
         raise RuntimeUnavailableError("runtime 'fp16' needs CUDA; on CPU use 'bf16' or 'onnx'")
     return name
@@ -158,6 +170,52 @@ class OnnxRuntime:
         return self.session.run(None, {self.input_name: batch})[0].astype(np.float32, copy=False)
 
 
+class OpenVinoRuntime:
+    """A backbone (or a whole exported model) compiled by OpenVINO for the CPU.
+
+    fp32 inference precision is forced: on CPUs with AMX the plugin would otherwise pick
+    bf16, which moves descriptors too far (cosine 0.988 vs fp32 eager on the dev bench).
+    One stream with one thread per physical core: the decode threads need the rest.
+    """
+
+    name = "openvino"
+    device = "cpu"
+
+    def __init__(self, model: bytes | Path, threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise RuntimeUnavailableError("runtime 'openvino' needs: pip install openvino") from exc
+        core = ov.Core()
+        graph = core.read_model(model if isinstance(model, bytes) else str(model))
+        config = {
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or physical_cores(),
+        }
+        self.compiled = core.compile_model(graph, "CPU", config)
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request; searches may come from threads
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            out = self._request.infer({0: batch})[0]
+            return np.array(out, dtype=np.float32)  # a copy: the request reuses its buffer
+
+
+def exported_runtime(name: RuntimeName, device: DeviceName, model: Path) -> Runtime:
+    """The runtime for a file written by ``logosim export`` (an ONNX graph)."""
+    if name not in ("auto", "onnx", "openvino"):
+        raise ValueError(f"runtime {name!r} cannot run an exported model: use 'onnx' or 'openvino'")
+    dev = resolve_device(device)
+    concrete = "onnx" if dev == "cuda" and name == "auto" else resolve_runtime(name, dev)
+    if concrete == "openvino":
+        if dev != "cpu":
+            raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
+        return OpenVinoRuntime(model)
+    return OnnxRuntime(model, dev)
+
+
 def build_runtime(
     name: RuntimeName,
     device: DeviceName,
@@ -179,13 +237,18 @@ def build_runtime(
         return TorchRuntime(module, dev, name="bf16", channels_last=True, autocast=torch.bfloat16)
     if concrete == "fp16":
         return TorchRuntime(module, dev, name="fp16", channels_last=True, autocast=torch.float16)
-    if concrete == "onnx":
+    if concrete in ("onnx", "openvino"):
+        if concrete == "openvino" and dev != "cpu":
+            raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
         model = onnx_model() if onnx_model is not None else export_onnx(module, size)
-        try:
-            return OnnxRuntime(model, dev)
-        except RuntimeUnavailableError as exc:
-            if name != "auto":
-                raise
-            logger.warning(f"{exc}; falling back to channels_last")
-            return TorchRuntime(module, dev, name="channels_last", channels_last=True)
+        # ``auto`` falls back along the measured order rather than failing on a bad install
+        chain = ("openvino", "onnx") if concrete == "openvino" else ("onnx",)
+        for option in chain:
+            try:
+                return OpenVinoRuntime(model) if option == "openvino" else OnnxRuntime(model, dev)
+            except RuntimeUnavailableError as exc:
+                if name != "auto":
+                    raise
+                logger.warning(f"{exc}; falling back")
+        return TorchRuntime(module, dev, name="channels_last", channels_last=True)
     raise ValueError(f"unknown runtime {name!r}")

@@ -168,7 +168,8 @@ def test_embed_images_accepts_any_size_and_mode(eager):
 def test_cpu_runtimes_agree_with_fp32_eager(subset, eager, store):
     pixels = records(subset)[:12]
     reference = eager.embed_records(pixels).matrix(1280)
-    for name, floor in (("channels_last", 0.9999), ("onnx", 0.9999), ("bf16", 0.99)):
+    runtimes = (("channels_last", 0.9999), ("onnx", 0.9999), ("openvino", 0.9999), ("bf16", 0.99))
+    for name, floor in runtimes:
         other = Embedder(EmbedParams(runtime=name, batch_size=16), store=store)
         assert other.runtime.name == name
         got = other.embed_records(records(subset)[:12]).matrix(1280)
@@ -198,6 +199,41 @@ def test_cuda_options_fail_clearly_without_cuda(eager):
     with pytest.raises(RuntimeUnavailableError, match="no CUDA device"):
         build_runtime("eager", "cuda", eager.backbone.module)
     assert build_runtime("auto", "auto", eager.backbone.module).device == "cpu"
+
+
+def test_auto_picks_openvino_on_cpu_and_onnx_runtime_without_it(eager, monkeypatch):
+    from logosim import runtime
+
+    assert runtime.resolve_runtime("auto", "cpu") == "openvino"
+    assert build_runtime("auto", "cpu", eager.backbone.module).name == "openvino"
+    assert runtime.resolve_runtime("auto", "cuda") == "fp16"
+    monkeypatch.setattr(runtime, "openvino_available", lambda: False)  # not installed
+    assert runtime.resolve_runtime("auto", "cpu") == "onnx"
+    assert build_runtime("auto", "cpu", eager.backbone.module).name == "onnx"
+
+
+def test_openvino_runtime_fails_clearly_where_it_cannot_run(eager, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino":
+            raise ImportError("No module named 'openvino'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    with pytest.raises(RuntimeUnavailableError, match="pip install openvino"):
+        build_runtime("openvino", "cpu", eager.backbone.module)
+    # auto falls back rather than failing: a broken install still embeds, with ONNX Runtime
+    assert build_runtime("auto", "cpu", eager.backbone.module).name == "onnx"
+
+
+def test_openvino_allocation_failure_counts_as_out_of_memory():
+    from logosim.embed import is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("Exception from src/inference: std::bad_alloc"))
+    assert not is_out_of_memory(RuntimeError("ParameterMismatch: Can not clone"))
 
 
 # -- versions -----------------------------------------------------------------------------------

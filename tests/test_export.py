@@ -59,16 +59,20 @@ def _index_vectors_of_backbone(store: ArtifactStore, images: list[Image.Image]) 
 
 def test_the_exported_model_embeds_to_the_index_vectors(pca_store: ArtifactStore):
     manifest = export_model(pca_store, _params())
-    embedder = Embedder(EmbedParams(onnx_model=str(pca_store.path(manifest.path))))
-    assert embedder.runtime.name == "onnx" and embedder.backbone is None
-    assert (embedder.image_size, embedder.dim) == (SIZE, 16)
     images = load_images(open_source(SourceSpec()), SIZE, keep_ids=None, limit=60)
     pil = [images.image(i) for i in range(50, 60)]  # logos the validation did not use
-    vectors = embedder.embed_images(pil)
-    assert vectors.shape == (10, 16)
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     expected = _index_vectors_of_backbone(pca_store, pil)  # signed power, PCA, whitening
-    assert (vectors * expected).sum(axis=1).min() > 0.999
+    path = str(pca_store.path(manifest.path))
+    for runtime, engine in (("auto", "openvino"), ("onnx", "onnx")):
+        embedder = Embedder(EmbedParams(onnx_model=path, runtime=runtime))
+        assert embedder.runtime.name == engine and embedder.backbone is None
+        assert (embedder.image_size, embedder.dim) == (SIZE, 16)
+        vectors = embedder.embed_images(pil)
+        assert vectors.shape == (10, 16)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert (vectors * expected).sum(axis=1).min() > 0.999, engine
+    with pytest.raises(ValueError, match="cannot run an exported model"):
+        Embedder(EmbedParams(onnx_model=path, runtime="eager"))
 
 
 def test_embedding_on_an_unusable_model_file_fails_clearly(tmp_path):
@@ -98,7 +102,7 @@ def test_build_on_the_exported_model_skips_pca_and_searches(
     built = build_flow(params)
     assert built.embedded == 90 and len(built.embeddings) == 3
     assert built.pca.rows == 0  # skipped: the PCA is inside the exported graph
-    assert {m.meta["runtime"] for m in built.embeddings} == {"onnx"}
+    assert {m.meta["runtime"] for m in built.embeddings} == {"openvino"}  # auto on CPU
     assert built.index.meta["dim"] == 16 and built.index.rows == 90
 
     store = ArtifactStore(built.store)
