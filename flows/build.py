@@ -109,8 +109,11 @@ def summary_lines(result: BuildResult) -> list[str]:
         f"- images: **{result.images:,}**, embedded: **{result.embedded:,}** "
         f"({result.images - result.embedded:,} skipped; see errors.jsonl)",
         f"- embedding chunks: {len(result.embeddings)}",
-        f"- PCA: {result.pca.meta.get('dims', 'off')} dims from "
-        f"{result.pca.rows:,} train embeddings",
+        (
+            f"- PCA: {result.pca.meta['dims']} dims from {result.pca.rows:,} train embeddings"
+            if "dims" in result.pca.meta
+            else "- PCA: none (the exported model projects inside, or PCA is off)"
+        ),
         f"- index: {meta.get('type')} over {result.index.rows:,} vectors × {meta.get('dim')} dims"
         + (f"; recall vs exact: {recall}" if recall else ""),
         f"- index file: `{result.index.path}` (sha256 {result.index.sha256[:12]}…)",
