@@ -61,6 +61,10 @@ Prepare = Callable[[LogoRecord, Image.Image], Image.Image]
 """Hook applied to each decoded image before normalisation (e.g. inpainting its text)."""
 
 
+RUN_SETTINGS = frozenset({"batch_size", "min_batch", "device", "runtime", "workers"})
+"""EmbedParams fields that change how fast a chunk is embedded, never its vectors."""
+
+
 class EmbedParams(BaseModel):
     """Embedding settings; shown as a form in the Prefect UI."""
 

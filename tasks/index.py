@@ -8,9 +8,23 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from logosim.chunks import stable_digest
+from logosim.embed import RUN_SETTINGS
 from logosim.index import INDEX_VERSION, IndexParams, build_index
 from logosim.store import ArtifactStore, Manifest
 from tasks._prefect import transient_io
+
+
+def _vector_provenance(meta: dict) -> dict:
+    """The part of the index's ``meta`` that names what the vectors are: not how fast they
+    were embedded (batch size, device, runtime) nor the source's group or text columns, so
+    an ``evaluate`` after a ``build``, or a rerun with another batch size, reuses the index."""
+    embed = {k: v for k, v in (meta.get("embed") or {}).items() if k not in RUN_SETTINGS}
+    source = {
+        k: v
+        for k, v in (meta.get("source") or {}).items()
+        if k not in ("group_column", "text_column")
+    }
+    return {**meta, "embed": embed, "source": source}
 
 
 def index_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -24,7 +38,7 @@ def index_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
             [m.sha256 for m in parameters["embeddings"]],
             pca.sha256 if pca else None,
             parameters["params"],
-            parameters.get("meta") or {},
+            _vector_provenance(parameters.get("meta") or {}),
         )[:32]
     )
 

@@ -253,6 +253,25 @@ def test_index_cache_key_follows_the_dba_settings(store):
     assert len(keys) == 4 and key(IndexParams()) == key(IndexParams(dba_neighbours=2))
 
 
+def test_index_cache_key_ignores_run_settings_and_group_columns(store):
+    """An evaluate after a build, or a rerun at another batch size or runtime, must not
+    rebuild the index (a 1M-vector HNSW build takes half an hour)."""
+    chunks = write_chunks(store, clustered(20, 8), 20)
+    embed = {"model": "tf_efficientnet_lite0", "batch_size": 0, "runtime": "auto"}
+    source = {"path": "demo", "group_column": None}
+
+    def key(embed_change: dict | None = None, source_change: dict | None = None) -> str:
+        meta = {"embed": embed | (embed_change or {}), "source": source | (source_change or {})}
+        parameters = {"embeddings": chunks, "pca": None, "params": IndexParams(), "meta": meta}
+        return index_cache_key(None, parameters)
+
+    base = key()
+    assert key({"batch_size": 8, "runtime": "onnx", "device": "cpu", "workers": 1}) == base
+    assert key(source_change={"group_column": "group"}) == base
+    assert key({"model": "tf_efficientnet_lite1"}) != base  # search embeds queries with it
+    assert key(source_change={"path": "other.parquet"}) != base
+
+
 def grouped_source(tmp_path, n: int, groups: list[str]):
     """A Parquet source holding only ids and groups (evaluation reads no image bytes)."""
     import pyarrow as pa
