@@ -11,6 +11,7 @@ from prefect.artifacts import create_table_artifact
 from flows._verified import run_verified
 from flows.build import BuildParams, build_flow
 from logosim.evaluate import PAIRS_FILE
+from logosim.index import describe_dba
 from logosim.sources import SourceSpec
 from logosim.store import ArtifactStore
 from tasks.evaluate import evaluate_task
@@ -27,13 +28,7 @@ def evaluate_flow(params: BuildParams | None = None) -> dict:
         {"metric": k, "value": round(v, 4) if isinstance(v, float) else v}
         for k, v in metrics.items()
     ]
-    dba = built.index.meta.get("dba")
-    rows.append(
-        {
-            "metric": "α-DBA",
-            "value": f"n={dba['neighbours']}, alpha={dba['alpha']}" if dba else "off",
-        }
-    )
+    rows.append({"metric": "α-DBA", "value": describe_dba(built.index.meta.get("dba"))})
     pairs = store.load_verified(PAIRS_FILE)
     if pairs is not None:
         rows += [{"metric": f"val {k}", "value": v} for k, v in store.read_json(pairs).items()]

@@ -6,7 +6,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows._verified import run_verified
-from logosim.index import IndexParams
+from logosim.index import IndexParams, describe_dba
 from logosim.store import Manifest
 from tasks.index import build_index_task
 
@@ -36,10 +36,7 @@ def index_flow(
             {"figure": "vectors", "value": manifest.rows},
             {"figure": "dims", "value": manifest.meta.get("dim")},
             {"figure": "build seconds", "value": manifest.meta.get("build_seconds")},
-            {
-                "figure": "α-DBA",
-                "value": f"n={dba['neighbours']}, alpha={dba['alpha']}" if dba else "off",
-            },
+            {"figure": "α-DBA", "value": describe_dba(dba)},
             {"figure": "α-DBA seconds", "value": dba.get("seconds", 0)},
             *({"figure": f"{k} vs exact", "value": round(v, 4)} for k, v in recall.items()),
         ],

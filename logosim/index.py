@@ -61,6 +61,11 @@ class IndexParams(BaseModel):
         return {"neighbours": self.dba_neighbours, "alpha": self.dba_alpha}
 
 
+def describe_dba(dba: dict | None) -> str:
+    """An index manifest's ``dba`` entry in words (artifact tables)."""
+    return f"n={dba['neighbours']}, alpha={dba['alpha']}" if dba else "off"
+
+
 class IndexError_(StoreError):
     """The index is missing or inconsistent with its id table."""
 

@@ -34,7 +34,7 @@ RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvin
 DeviceName = Literal["auto", "cpu", "cuda"]
 
 # Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json; figures in
-# notes/issue-3-embed.md): OpenVINO fp32 is the fastest CPU option with min cosine ≥ 0.999
+# notes/issue-3-openvino-memory.md): OpenVINO fp32 is the fastest CPU option with min cosine ≥ 0.999
 # against fp32 eager, ahead of ONNX Runtime (model only 252 vs 172 img/s at batch 16).
 # OpenVINO's bf16 (AMX) is 2× faster again but only reaches cosine 0.988, so it is not offered.
 CPU_AUTO: RuntimeName = "openvino"
@@ -203,17 +203,34 @@ class OpenVinoRuntime:
             return np.array(out, dtype=np.float32)  # a copy: the request reuses its buffer
 
 
+def graph_runtime(
+    concrete: RuntimeName, requested: RuntimeName, model: bytes | Path, device: str
+) -> Runtime | None:
+    """OpenVINO or ONNX Runtime over an ONNX graph. For ``auto`` a runtime that cannot
+    start falls back along the measured order (openvino → onnx) rather than failing on a
+    bad install; None when neither starts."""
+    if concrete == "openvino" and device != "cpu":
+        raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
+    for option in ("openvino", "onnx") if concrete == "openvino" else ("onnx",):
+        try:
+            return OpenVinoRuntime(model) if option == "openvino" else OnnxRuntime(model, device)
+        except RuntimeUnavailableError as exc:
+            if requested != "auto":
+                raise
+            logger.warning(f"{exc}; falling back")
+    return None
+
+
 def exported_runtime(name: RuntimeName, device: DeviceName, model: Path) -> Runtime:
     """The runtime for a file written by ``logosim export`` (an ONNX graph)."""
     if name not in ("auto", "onnx", "openvino"):
         raise ValueError(f"runtime {name!r} cannot run an exported model: use 'onnx' or 'openvino'")
     dev = resolve_device(device)
     concrete = "onnx" if dev == "cuda" and name == "auto" else resolve_runtime(name, dev)
-    if concrete == "openvino":
-        if dev != "cpu":
-            raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
-        return OpenVinoRuntime(model)
-    return OnnxRuntime(model, dev)
+    runtime = graph_runtime(concrete, name, model, dev)
+    if runtime is None:
+        raise RuntimeUnavailableError("an exported model needs: pip install openvino onnxruntime")
+    return runtime
 
 
 def build_runtime(
@@ -238,17 +255,9 @@ def build_runtime(
     if concrete == "fp16":
         return TorchRuntime(module, dev, name="fp16", channels_last=True, autocast=torch.float16)
     if concrete in ("onnx", "openvino"):
-        if concrete == "openvino" and dev != "cpu":
+        if concrete == "openvino" and dev != "cpu":  # before the export: it costs seconds
             raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
         model = onnx_model() if onnx_model is not None else export_onnx(module, size)
-        # ``auto`` falls back along the measured order rather than failing on a bad install
-        chain = ("openvino", "onnx") if concrete == "openvino" else ("onnx",)
-        for option in chain:
-            try:
-                return OpenVinoRuntime(model) if option == "openvino" else OnnxRuntime(model, dev)
-            except RuntimeUnavailableError as exc:
-                if name != "auto":
-                    raise
-                logger.warning(f"{exc}; falling back")
-        return TorchRuntime(module, dev, name="channels_last", channels_last=True)
+        runtime = graph_runtime(concrete, name, model, dev)
+        return runtime or TorchRuntime(module, dev, name="channels_last", channels_last=True)
     raise ValueError(f"unknown runtime {name!r}")

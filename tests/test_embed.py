@@ -230,8 +230,6 @@ def test_openvino_runtime_fails_clearly_where_it_cannot_run(eager, monkeypatch):
 
 
 def test_openvino_allocation_failure_counts_as_out_of_memory():
-    from logosim.embed import is_out_of_memory
-
     assert is_out_of_memory(RuntimeError("Exception from src/inference: std::bad_alloc"))
     assert not is_out_of_memory(RuntimeError("ParameterMismatch: Can not clone"))
 
