@@ -21,7 +21,7 @@ from flows.splits import splits_flow
 from flows.stats import stats_flow
 from logosim.embed import EmbedParams, PrepareSpec
 from logosim.index import IndexParams
-from logosim.pca import PCAParams
+from logosim.pca import PCAParams, describe_health
 from logosim.preprocess import PreprocessParams
 from logosim.settings import get_settings
 from logosim.sources import SourceSpec
@@ -110,7 +110,9 @@ def summary_lines(result: BuildResult) -> list[str]:
         f"({result.images - result.embedded:,} skipped; see errors.jsonl)",
         f"- embedding chunks: {len(result.embeddings)}",
         (
-            f"- PCA: {result.pca.meta['dims']} dims from {result.pca.rows:,} train embeddings"
+            f"- PCA: {result.pca.meta['dims']} dims from {result.pca.rows:,} train embeddings, "
+            f"shrinkage {result.pca.meta.get('shrinkage', 0):.3f}; "
+            f"{describe_health(result.pca.meta.get('health'))}"
             if "dims" in result.pca.meta
             else "- PCA: none (the exported model projects inside, or PCA is off)"
         ),

@@ -36,14 +36,24 @@ def _blocks(n: int, size: int) -> Iterator[slice]:
 
 
 def relevant_ranks(
-    vectors: np.ndarray, groups: Sequence[str | None], block_cells: int = 1 << 23
+    vectors: np.ndarray,
+    groups: Sequence[str | None],
+    block_cells: int = 1 << 23,
+    query_mask: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], int]:
-    """For each query, the sorted 1-based ranks of its relevant items; and the gallery size."""
+    """For each query, the sorted 1-based ranks of its relevant items; and the gallery size.
+
+    Queries are the grouped items with another member, restricted to ``query_mask`` when
+    given (e.g. only images the PCA never saw: the out-of-sample protocol).
+    """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     codes = group_codes(groups)
     n_items = len(x)
     counts = np.bincount(codes[codes >= 0]) if (codes >= 0).any() else np.zeros(0, int)
-    queries = np.flatnonzero((codes >= 0) & (counts[np.maximum(codes, 0)] >= 2))
+    eligible = (codes >= 0) & (counts[np.maximum(codes, 0)] >= 2)
+    if query_mask is not None:
+        eligible &= np.asarray(query_mask, dtype=bool)
+    queries = np.flatnonzero(eligible)
     ranks: list[np.ndarray] = []
     block = max(1, block_cells // max(n_items, 1))
     for part in _blocks(len(queries), block):
@@ -78,9 +88,12 @@ def summarize(ranks: list[np.ndarray], gallery: int) -> dict[str, float | int]:
     }
 
 
-def leave_one_out(vectors: np.ndarray, groups: Sequence[str | None]) -> dict[str, float | int]:
-    """R@1/@10/@100, mAP, NAR, P@10 with every grouped image as a query (exact search)."""
-    ranks, gallery = relevant_ranks(vectors, groups)
+def leave_one_out(
+    vectors: np.ndarray, groups: Sequence[str | None], query_mask: np.ndarray | None = None
+) -> dict[str, float | int]:
+    """R@1/@10/@100, mAP, NAR, P@10 with every grouped image (in ``query_mask``, when
+    given) as a query against all other images (exact search)."""
+    ranks, gallery = relevant_ranks(vectors, groups, query_mask=query_mask)
     return summarize(ranks, gallery)
 
 

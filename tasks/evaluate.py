@@ -16,14 +16,16 @@ from prefect.context import TaskRunContext
 from logosim.chunks import stable_digest
 from logosim.evaluate import EVAL_VERSION, evaluate_build, source_groups
 from logosim.sources import SourceSpec
-from logosim.splits import pairs_file
+from logosim.splits import SPLITS_FILE, pairs_file
 from logosim.store import ArtifactStore, Manifest
 from tasks._prefect import transient_io
 
 
 def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     index: Manifest = parameters["index"]
-    pairs = ArtifactStore(parameters["store"]).read_manifest(pairs_file("val"))
+    store = ArtifactStore(parameters["store"])
+    pairs = store.read_manifest(pairs_file("val"))
+    splits = store.read_manifest(SPLITS_FILE)  # which images are the test split's queries
     return (
         "eval-"
         + stable_digest(
@@ -32,6 +34,7 @@ def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
             index.meta.get("dba"),
             sorted(source_groups(parameters["source"]).items()),  # a metadata pass
             pairs.sha256 if pairs else None,
+            splits.sha256 if splits else None,
         )[:32]
     )
 

@@ -63,7 +63,13 @@ def register(app: typer.Typer) -> None:
             dba_alpha,
         )
         metrics = run_with_progress(total, lambda: evaluate_flow(params))
+        test = metrics.pop("test_split", {})
+        typer.echo(f"{'':>13}  {'all queries':>11}" + (f"  {'test split':>11}" if test else ""))
         for key, value in metrics.items():
-            typer.echo(
-                f"{key:>13}: {value:.4f}" if isinstance(value, float) else f"{key:>13}: {value}"
-            )
+            typer.echo(f"{key:>13}: {_cell(value)}" + (f"  {_cell(test.get(key))}" if test else ""))
+        if test:
+            typer.echo("(test split: queries the PCA never saw; groups never cross splits)")
+
+
+def _cell(value: object) -> str:
+    return f"{value:>11.4f}" if isinstance(value, float) else f"{value!s:>11}"
