@@ -6,6 +6,8 @@ Prefect server that starts with the command. Commands live in ``flows/commands/`
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 import flows  # noqa: F401  (sets Prefect defaults before Prefect is imported)
@@ -20,6 +22,10 @@ register_all(app)
 
 
 def main() -> None:
+    if os.environ.get("LOGOSIM_LIFELINE", "1") != "0":
+        from logosim.lifeline import start_lifeline
+
+        start_lifeline()  # the temporary Prefect server and worker pools die with us
     app()
 
 
