@@ -26,6 +26,7 @@ from logosim.preprocess import PreprocessParams
 from logosim.settings import get_settings
 from logosim.sources import SourceSpec
 from logosim.store import Manifest
+from logosim.store_lock import store_lock
 
 
 class BuildParams(BaseModel):
@@ -74,6 +75,11 @@ def preprocess_spec(params: BuildParams, store: str) -> PrepareSpec | None:
 @flow(name="build", log_prints=True, on_failure=[report_failure])
 def build_flow(params: BuildParams | None = None) -> BuildResult:
     params = params or BuildParams()
+    with store_lock(params.store_root()):  # a second run on this store waits for this one
+        return _build(params)
+
+
+def _build(params: BuildParams) -> BuildResult:
     store, source = params.store_root(), params.source
     stats = stats_flow(source, store)
     splits_flow(source, store)

@@ -21,6 +21,7 @@ from logosim.reindex import index_manifest
 from logosim.settings import get_settings
 from logosim.sources import SourceSpec
 from logosim.store import ArtifactStore, Manifest
+from logosim.store_lock import store_lock
 from tasks.reindex import (
     add_to_index_task,
     commit_fingerprints_task,
@@ -46,9 +47,13 @@ def reindex_flow(
     store: str | None = None,
     chunk_size: int | None = None,
 ) -> ReindexResult:
-    started = time.perf_counter()
-    source = source or SourceSpec()
     store = store or str(get_settings().store.expanduser().resolve())
+    with store_lock(store):  # never beside a build or another reindex of this store
+        return _reindex(source or SourceSpec(), store, chunk_size)
+
+
+def _reindex(source: SourceSpec, store: str, chunk_size: int | None) -> ReindexResult:
+    started = time.perf_counter()
     built_with = index_manifest(ArtifactStore(store)).meta  # fails clearly when no index yet
     plan = plan_reindex_task(store, source)
     index = index_manifest(ArtifactStore(store))

@@ -6,7 +6,9 @@ children are re-parented to init and keep running (three kills left three ~230 M
 A parent-death signal (``PR_SET_PDEATHSIG``) would need a hook where Prefect spawns its
 server, and fires when the spawning *thread* ends, not the process. Instead a small watchdog
 process, started first, notes the command's descendants every ``poll`` seconds and, once the
-command is gone, terminates the ones it saw (then kills those that ignore SIGTERM).
+command is gone, terminates the ones it saw (then kills those that ignore SIGTERM). A child
+started within the last poll is caught through the process group: when the command leads
+its own group (a shell gives each job one), every process still in that group is ended too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 
 import psutil
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
 GRACE_SECONDS = 3.0
 
 
@@ -66,12 +68,24 @@ def watch(pid: int, poll: float = POLL_SECONDS) -> None:
         parent = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
+    group = os.getpgid(pid) if os.getpgid(pid) == pid else None  # only a group it leads
     seen: dict[int, psutil.Process] = {}
     while _alive(parent):
         seen.update(_descendants(parent, me))
         time.sleep(poll)
+    if group is not None:
+        seen.update(_group_members(group, me))
     # psutil.Process.is_running also checks the creation time: a reused pid is not ours
     end_all([p for p in seen.values() if p.is_running()])
+
+
+def _group_members(group: int, me: int) -> dict[int, psutil.Process]:
+    members = {}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.pid != me and os.getpgid(process.pid) == group:
+                members[process.pid] = process
+    return members
 
 
 if __name__ == "__main__":

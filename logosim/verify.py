@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logosim.store import MANIFEST_SUFFIX, ArtifactStore, Manifest, sha256_file
+from logosim.store_lock import LOCK_FILE
 
 PREFECT_DIR = "_prefect"  # Prefect's task results: its own format, its own cache records
+UNMANAGED = {LOCK_FILE}  # store-level files that carry no manifest by design
 INDEX_MANIFEST = "index/index.faiss" + MANIFEST_SUFFIX
 
 
@@ -50,7 +52,7 @@ class StoreReport:
 def _files(store: ArtifactStore) -> Iterator[Path]:
     for path in sorted(store.root.rglob("*")):
         rel = path.relative_to(store.root)
-        if path.is_file() and rel.parts[0] != PREFECT_DIR:
+        if path.is_file() and rel.parts[0] != PREFECT_DIR and str(rel) not in UNMANAGED:
             yield path
 
 

@@ -9,12 +9,7 @@ Every process it starts is stopped by process group.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -27,44 +22,9 @@ import pytest
 
 from logosim.demo import DEMO_PARQUET
 from logosim.faults import FAULT_ENV, arm_fault
+from tests.processes import prefect_server, start, stop, wait_for
 
 pytestmark = pytest.mark.server
-REPO = Path(__file__).resolve().parents[1]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:  # the child keeps its own handle
-        return subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a process and everything it started (its own session/process group)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-def _wait_for(check, what: str, timeout: float, logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
 
 
 @pytest.fixture(scope="module")
@@ -84,47 +44,23 @@ def demo60(tmp_path_factory) -> Path:
 def served(tmp_path_factory) -> Iterator[dict]:
     """A real server and a serve process for build/default; yields their settings."""
     work = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(work / "prefect-home"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_LOGGING_EXTRA_LOGGERS": "logosim",
-        FAULT_ENV: str(work / "fault-once"),
-    }
-    env.pop("PREFECT_PROFILES_PATH", None)
-    server_log, serve_log = work / "server.log", work / "serve.log"
-    procs = [
-        _start(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env,
-            server_log,
-        )
-    ]
-    try:
+    with prefect_server(work, {FAULT_ENV: str(work / "fault-once")}) as env:
+        serve_log = work / "serve.log"
+        serve = start([sys.executable, "-m", "deployments.serve", "build"], env, serve_log)
+        try:
 
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            def deployed() -> bool:
+                response = httpx.get(f"{env['PREFECT_API_URL']}/deployments/name/build/default")
+                return response.status_code == 200
 
-        _wait_for(healthy, "the Prefect server", 120, [server_log])
-        procs.append(_start([sys.executable, "-m", "deployments.serve", "build"], env, serve_log))
-
-        def deployed() -> bool:
-            response = httpx.get(f"{api}/deployments/name/build/default", timeout=2)
-            return response.status_code == 200
-
-        _wait_for(deployed, "the build/default deployment", 120, [serve_log])
-        yield {"api": api, "fault": work / "fault-once", "logs": [server_log, serve_log]}
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
+            wait_for(deployed, "the build/default deployment", 120, [serve_log])
+            yield {
+                "api": env["PREFECT_API_URL"],
+                "fault": work / "fault-once",
+                "logs": [work / "server.log", serve_log],
+            }
+        finally:
+            stop(serve)
 
 
 def _task_runs(flow_run_id: UUID) -> list:

@@ -1,0 +1,189 @@
+"""Kill anywhere (issue 18): ``kill -9`` of ``logosim build`` at random moments, then rerun.
+
+Each sequence starts a build (with --text-mask, so every stage runs: stats, splits, OCR
+preprocess, embed, PCA, index), kills it with SIGKILL after a random delay, starts it again,
+kills it again, …, and finally lets it finish. Checked after every kill: no process the
+command started is left running. Checked at the end: the index, its ids and the neighbours
+of every vector are identical to an uninterrupted build; the store verifies with no
+leftovers; and no chunk task that had completed before a kill is recomputed by the rerun
+(each kill costs at most the chunks in flight).
+
+Replay a failure with the printed seed: ``LOGOSIM_CHAOS_SEED=… pytest tests/test_chaos.py``;
+a longer run: ``LOGOSIM_CHAOS_KILLS=100``. The flows report to a real Prefect server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from logosim.demo import DEMO_PARQUET
+from logosim.index import LogoIndex
+from logosim.store import ArtifactStore
+from logosim.verify import verify_store
+from tests.processes import REPO, prefect_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+KILLS = int(os.environ.get("LOGOSIM_CHAOS_KILLS", "20"))
+SEQUENCES = 4
+SEED = int(os.environ.get("LOGOSIM_CHAOS_SEED", random.SystemRandom().randrange(1 << 30)))
+FINISHED = re.compile(r"Task run '([^']*-chunk-[^']*)' - Finished in state (\w+)")
+
+
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory):
+    with prefect_server(tmp_path_factory.mktemp("chaos-server")) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """24 grouped demo logos + 16 others (some with words, so OCR has work)."""
+    table = pq.read_table(DEMO_PARQUET)
+    grouped = pc.not_equal(table["group"], "")
+    subset = pa.concat_tables(
+        [table.filter(grouped).slice(0, 24), table.filter(pc.invert(grouped)).slice(0, 16)]
+    )
+    path = tmp_path_factory.mktemp("chaos") / "logos.parquet"
+    pq.write_table(subset, path)
+    return path
+
+
+def _build(source: Path, store: Path, env: dict, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "flows.cli", "build", "--source", str(source)]
+    command += ["--store", str(store), "--chunk-size", "8", "--text-mask"]
+    with open(log, "wb") as out:  # its own process group, as a shell starts a job
+        return subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _chunk_states(log: Path) -> dict[str, str]:
+    return dict(FINISHED.findall(log.read_text(errors="replace")))
+
+
+def _descendants(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The command's children and everything else in its process group."""
+    found = {}
+    with contextlib.suppress(psutil.Error):
+        found = {p.pid: p for p in psutil.Process(proc.pid).children(recursive=True)}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.pid != proc.pid and os.getpgid(process.pid) == proc.pid:
+                found[process.pid] = process
+    return list(found.values())
+
+
+def _left_running(processes: list[psutil.Process], timeout: float = 15) -> list[str]:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return [" ".join(p.cmdline())[:120] for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _snapshot(store: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Index ids, vectors and every vector's 5 nearest ids (as positions)."""
+    index = LogoIndex.load(ArtifactStore(store))
+    ids, blocks = [], []
+    for part_ids, vectors in index.live_vectors():
+        ids += part_ids
+        blocks.append(vectors)
+    vectors = np.concatenate(blocks)
+    neighbours = np.argsort(-(vectors @ vectors.T), axis=1, kind="stable")[:, :5]
+    return ids, vectors, neighbours
+
+
+@pytest.fixture(scope="module")
+def reference(server_env, source, tmp_path_factory) -> dict:
+    """An uninterrupted build: its snapshot and how long it took."""
+    store = tmp_path_factory.mktemp("chaos-reference") / "store"
+    log = store.parent / "reference.log"
+    started = time.monotonic()
+    run = _build(source, store, server_env, log)
+    assert run.wait(timeout=600) == 0, log.read_text()[-4000:]
+    return {"seconds": time.monotonic() - started, "snapshot": _snapshot(store)}
+
+
+def _same_as_reference(store: Path, reference: dict) -> None:
+    expected_ids, expected_vectors, expected_neighbours = reference["snapshot"]
+    ids, vectors, neighbours = _snapshot(store)
+    assert ids == expected_ids, f"seed {SEED}"
+    np.testing.assert_allclose(vectors, expected_vectors, atol=1e-5, err_msg=f"seed {SEED}")
+    assert (neighbours == expected_neighbours).all(), f"seed {SEED}"
+    check = verify_store(ArtifactStore(store))
+    assert check.ok and not check.leftovers, f"seed {SEED}: {check.lines()}"
+
+
+def test_kill_anywhere_then_rerun_gives_the_uninterrupted_result(
+    server_env, source, reference, tmp_path
+):
+    print(f"\nchaos seed {SEED}, {KILLS} kills (replay: LOGOSIM_CHAOS_SEED={SEED})")
+    rng = random.Random(SEED)
+    full = reference["seconds"]
+    report = []
+    for sequence in range(SEQUENCES):
+        store = tmp_path / f"store{sequence}"
+        kills = KILLS // SEQUENCES + (sequence < KILLS % SEQUENCES)
+        previous: dict[str, str] = {}
+        for kill in range(kills + 1):
+            log = tmp_path / f"s{sequence}-run{kill}.log"
+            run = _build(source, store, server_env, log)
+            delay = rng.uniform(1.0, full) if kill < kills else None
+            if delay is not None:
+                try:
+                    run.wait(timeout=delay)
+                except subprocess.TimeoutExpired:
+                    os.kill(run.pid, signal.SIGKILL)
+                    children = _descendants(run)  # all it started, even in its last moment
+                    run.wait(timeout=10)
+                    leftover = _left_running(children)
+                    assert not leftover, f"seed {SEED}: left running after kill: {leftover}"
+            else:
+                assert run.wait(timeout=600) == 0, f"seed {SEED}: " + log.read_text()[-4000:]
+            states = _chunk_states(log)
+            done_before = {n for n, s in previous.items() if s in ("Completed", "Cached")}
+            recomputed = {n for n, s in states.items() if s == "Completed"}
+            assert not (done_before & recomputed), (
+                f"seed {SEED}: chunks finished before the kill were recomputed: "
+                f"{sorted(done_before & recomputed)}"
+            )
+            report.append(
+                f"sequence {sequence} run {kill}: "
+                + (f"killed at {delay:.1f} s" if delay else "to the end")
+                + f", chunks completed {len(recomputed)}, cached "
+                f"{sum(s == 'Cached' for s in states.values())}"
+            )
+            previous = states | {n: s for n, s in previous.items() if n not in states}
+
+        _same_as_reference(store, reference)
+    print("\n".join(report))
+
+
+def test_two_builds_on_one_store_at_once(server_env, source, reference, tmp_path):
+    """The second waits on the store lock, says so, and both end with the same index."""
+    store = tmp_path / "store"
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    runs = [_build(source, store, server_env, log) for log in logs]
+    for run, log in zip(runs, logs, strict=True):
+        assert run.wait(timeout=600) == 0, log.read_text()[-4000:]
+    waited = [log for log in logs if "is in use by pid" in log.read_text(errors="replace")]
+    assert len(waited) == 1, "exactly one of the two runs waited for the other"
+    _same_as_reference(store, reference)
