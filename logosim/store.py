@@ -8,6 +8,7 @@ Each artifact has a sidecar ``<name>.manifest.json``; reads check size and sha25
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -67,11 +68,29 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _free_mib(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+    except OSError:
+        return "free space unknown"
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; on success fsync it and rename it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    """Yield a temporary path beside ``final``; on success fsync it and rename it into place.
+
+    A failed write leaves ``final`` as it was (the temporary file goes). A full disk becomes a
+    ``DiskSpaceError`` naming the file and the free space (not worth a retry); another I/O
+    error stays an ``OSError`` (retried by the tasks) but names the file too.
+    """
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as exc:
+        raise _named(exc, final) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -80,8 +99,19 @@ def atomic_path(final: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(final.parent)
+    except OSError as exc:
+        raise _named(exc, final) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _named(exc: OSError, final: Path) -> Exception:
+    if exc.errno in FULL_DISK:
+        return DiskSpaceError(
+            f"disk full while writing {final} ({_free_mib(final.parent)}): {exc.strerror}. "
+            "Free space or point LOGOSIM_STORE at a larger disk; a rerun then resumes."
+        )
+    return OSError(exc.errno, f"{exc.strerror or exc} while writing {final}")
 
 
 def atomic_write_bytes(final: Path, data: bytes) -> None:
