@@ -19,13 +19,13 @@ from flows.pca import pca_flow
 from flows.preprocess import embed_prepare, preprocess_flow
 from flows.splits import splits_flow
 from flows.stats import stats_flow
-from logosim.embed import EmbedParams, PrepareSpec
-from logosim.index import IndexParams
-from logosim.pca import PCAParams
-from logosim.preprocess import PreprocessParams
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.sources import SourceSpec
+from logosim.embed.embedder import EmbedParams, PrepareSpec
+from logosim.embed.pca import PCAParams
+from logosim.index.params import IndexParams
+from logosim.preprocess.stage import PreprocessParams
 
 
 class BuildParams(BaseModel):

@@ -15,11 +15,11 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows._chunks import run_chunk_tasks
 from flows.runner import chunk_task_runner, get_runner_settings
-from logosim.chunks import ChunkJob, plan_chunks
-from logosim.embed import STAGE, EmbedParams, PrepareSpec
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec, open_source
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.chunks import ChunkJob, plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.embedder import STAGE, EmbedParams, PrepareSpec
 from tasks.embed import embed_chunk_task
 
 

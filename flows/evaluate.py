@@ -10,10 +10,10 @@ from prefect.artifacts import create_table_artifact
 
 from flows._verified import run_verified
 from flows.build import BuildParams, build_flow
-from logosim.evaluate import PAIRS_FILE
-from logosim.index import describe_dba
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.data.sources import SourceSpec
+from logosim.index.params import describe_dba
+from logosim.search.evaluate import PAIRS_FILE
 from tasks.evaluate import evaluate_task
 
 

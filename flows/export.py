@@ -7,9 +7,9 @@ import argparse
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from logosim.export import ExportParams
-from logosim.settings import get_settings
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.embed.export import ExportParams
 from tasks.export import export_embedding_model
 
 

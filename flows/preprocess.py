@@ -11,14 +11,14 @@ from prefect.artifacts import create_table_artifact
 
 from flows._chunks import run_chunk_tasks
 from flows.runner import chunk_task_runner
-from logosim.chunks import plan_chunks
-from logosim.embed import PrepareSpec
-from logosim.masks import prepare_spec
-from logosim.ocr import tesseract_available
-from logosim.preprocess import STAGE, PreprocessParams, preprocess_job, warn_tesseract_missing
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec, open_source
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.chunks import plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.embedder import PrepareSpec
+from logosim.preprocess.mask_store import prepare_spec
+from logosim.preprocess.ocr import tesseract_available
+from logosim.preprocess.stage import STAGE, PreprocessParams, preprocess_job, warn_tesseract_missing
 from tasks.preprocess import collect_preprocess_errors_task, preprocess_chunk_task
 
 

@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from flows.embed import embed_flow
 from flows.hooks import report_failure
-from logosim.embed import EmbedParams, PrepareSpec
-from logosim.reindex import index_manifest
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec
+from logosim.embed.embedder import EmbedParams, PrepareSpec
+from logosim.index.reindex import index_manifest
 from tasks.reindex import (
     add_to_index_task,
     commit_fingerprints_task,

@@ -10,10 +10,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel
 
 from flows._chunks import run_chunk_tasks
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.splits import SplitsParams, pair_manifests, splits_job
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec
+from logosim.data.splits import SplitsParams, pair_manifests, splits_job
 from tasks._prefect import for_store
 from tasks.splits import make_splits
 

@@ -14,10 +14,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._chunks import run_chunk_tasks
-from logosim.chunks import plan_chunks
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec, open_source
-from logosim.stats import StatsParams, StatsSummary, stats_job
+from logosim.core.settings import get_settings
+from logosim.data.chunks import plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.data.stats import StatsParams, StatsSummary, stats_job
 from tasks.stats import publish_stats, stats_chunk
 
 # A few chunks at a time (decoding releases the GIL): checkpoints then finish one after the

@@ -12,9 +12,9 @@ import argparse
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.sources import SourceSpec
 from logosim.train.loop import TrainParams
 from tasks.train import fine_tune
 

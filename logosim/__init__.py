@@ -6,3 +6,7 @@ Prefect; ``tasks/`` and ``flows/`` orchestrate it.
 """
 
 __version__ = "0.1.0"
+
+from logosim import _moved
+
+_moved.install()  # old module paths (cached results of older stores) resolve to the new ones

@@ -13,7 +13,7 @@ from loguru import logger
 from prefect import Task, task
 from prefect.context import TaskRunContext
 
-from logosim.chunks import ChunkJob
+from logosim.data.chunks import ChunkJob
 from tasks._storage import result_storage
 
 # Library logs (loguru) reach Prefect's run logs through the stdlib "logosim" logger, which

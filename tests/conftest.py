@@ -22,6 +22,6 @@ def prefect_server():
 
 @pytest.fixture
 def store(tmp_path):
-    from logosim.store import ArtifactStore
+    from logosim.core.store import ArtifactStore
 
     return ArtifactStore(tmp_path / "store")

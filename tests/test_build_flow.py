@@ -11,12 +11,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from logosim.decode import decode_image
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec
 from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.search import Searcher
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
+from logosim.index.logo_index import LogoIndex
+from logosim.search.searcher import Searcher
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def states(runs) -> dict[str, str]:
 
 def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     from flows.build import BuildParams, build_flow
-    from logosim.index import IndexParams
-    from logosim.pca import PCAParams
+    from logosim.embed.pca import PCAParams
+    from logosim.index.params import IndexParams
 
     params = BuildParams(
         source=SourceSpec(path=str(demo_subset)),

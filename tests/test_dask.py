@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.runner import RunnerSettings, chunk_task_runner, result_storage
+from logosim.core.store import ArtifactStore
 from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.store import ArtifactStore
+from logosim.index.logo_index import LogoIndex
 
 pytest.importorskip("prefect_dask")
 REPO = Path(__file__).resolve().parents[1]

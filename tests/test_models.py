@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 import logosim
-from logosim.decode import decode_image
-from logosim.models import (
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.models import (
     DEFAULT_MODEL,
     GeM,
     ModelError,
@@ -20,8 +21,7 @@ from logosim.models import (
     weights_digest,
     wheel_weights_path,
 )
-from logosim.normalize import to_array, to_batch, to_model_input
-from logosim.sources import SourceSpec, open_source
+from logosim.embed.normalize import to_array, to_batch, to_model_input
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="demo parquet not built yet")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from logosim.pca import Descriptors, PCAParams, fit_and_save_pca, l2_normalize
+from logosim.embed.pca import Descriptors, PCAParams, fit_and_save_pca, l2_normalize
 
 
 def write_chunks(store, features: np.ndarray, size: int, prefix: str = "e"):

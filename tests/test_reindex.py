@@ -7,13 +7,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from logosim.decode import decode_image
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec
 from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.reindex import live_ids
-from logosim.search import Searcher
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
+from logosim.index.logo_index import LogoIndex
+from logosim.index.reindex import live_ids
+from logosim.search.searcher import Searcher
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_reindex_adds_changed_and_new_and_drops_deleted(prefect_server, demo_tab
 
 def test_reindex_without_an_index_says_to_build_first(prefect_server, tmp_path):
     from flows.reindex import reindex_flow
-    from logosim.index import IndexError_
+    from logosim.index.params import IndexUnavailableError
 
-    with pytest.raises(IndexError_, match="run the build flow"):
+    with pytest.raises(IndexUnavailableError, match="run the build flow"):
         reindex_flow(SourceSpec(path="demo"), str(tmp_path / "empty"))

@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from logosim.core.faults import FAULT_ENV, arm_fault
 from logosim.demo import DEMO_PARQUET
-from logosim.faults import FAULT_ENV, arm_fault
 
 pytestmark = pytest.mark.server
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from logosim.progress import ProgressFn
-from logosim.settings import get_settings
-from logosim.sources import SourceError, SourceFormat, SourceSpec, open_source
+from logosim.core.progress import ProgressFn
+from logosim.core.settings import get_settings
+from logosim.data.sources import SourceError, SourceFormat, SourceSpec, open_source
 
 SourceOpt = Annotated[
     str, typer.Option("--source", "-s", help="Folder, .parquet file, L3D folder, or 'demo'.")

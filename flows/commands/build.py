@@ -17,7 +17,7 @@ from flows.commands._options import (
     image_progress,
     store_path,
 )
-from logosim.sources import SourceSpec
+from logosim.data.sources import SourceSpec
 
 ChunkOpt = Annotated[int | None, typer.Option(min=1, help="Images per chunk (default 2048).")]
 DimsOpt = Annotated[int, typer.Option("--pca-dims", min=0, help="PCA output dims; 0 = no PCA.")]
@@ -77,9 +77,9 @@ def build_params(
     dba_alpha: float = 3.0,
 ) -> Any:
     from flows.build import BuildParams
-    from logosim.embed import EmbedParams
-    from logosim.index import IndexParams
-    from logosim.pca import PCAParams
+    from logosim.embed.embedder import EmbedParams
+    from logosim.embed.pca import PCAParams
+    from logosim.index.params import IndexParams
 
     pca = PCAParams(enabled=pca_dims > 0, dims=max(pca_dims, 1), whiten=whiten)
     return BuildParams(
@@ -95,7 +95,7 @@ def build_params(
 
 def run_with_progress(total: int, run: Callable[[], Any]) -> Any:
     """Run a build-like flow under a bar fed by the embed stage (the slow one)."""
-    from logosim.embed import progress_hook
+    from logosim.embed.embedder import progress_hook
 
     with image_progress(total, "embed", progress_hook):
         return run()

@@ -16,9 +16,9 @@ from flows.commands._options import (
     store_path,
 )
 from flows.commands.build import OnnxModelOpt
-from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
-from logosim.normalize import NormalizeMode
-from logosim.runtime import DeviceName, RuntimeName
+from logosim.embed.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
+from logosim.embed.normalize import NormalizeMode
+from logosim.embed.runtime import DeviceName, RuntimeName
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Embed a source into DIR/embeddings/*.npz (cached per chunk: a rerun skips done chunks)."""
         from flows.embed import embed_flow
-        from logosim.embed import EmbedParams, progress_hook
+        from logosim.embed.embedder import EmbedParams, progress_hook
 
         spec, total = checked_spec(source, fmt, group_column)
         params = EmbedParams(

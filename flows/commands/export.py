@@ -25,8 +25,8 @@ def register(app: typer.Typer) -> None:
         """Backbone + pooling + PCA + L2 in one ONNX file under DIR/export/, checked against
         PyTorch on real logos (fails when any cosine < 0.999)."""
         from flows.export import export_flow
-        from logosim.export import ExportError, ExportParams
-        from logosim.sources import SourceSpec
+        from logosim.data.sources import SourceSpec
+        from logosim.embed.export import ExportError, ExportParams
 
         try:
             params = ExportParams(

@@ -18,7 +18,7 @@ from flows.commands._options import (
     image_progress,
     store_path,
 )
-from logosim.sources import open_source
+from logosim.data.sources import open_source
 
 PreviewOpt = Annotated[
     int, typer.Option("--preview", min=0, help="Only draw a grid for the first N images.")
@@ -46,8 +46,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Detect text (Tesseract) and store run-length text masks per chunk, for embedding
         to inpaint on the fly. With --preview N, draw original / boxes / masked instead."""
-        from logosim.ocr import OcrParams
-        from logosim.preprocess import PreprocessParams
+        from logosim.preprocess.ocr import OcrParams
+        from logosim.preprocess.stage import PreprocessParams
 
         spec, total = checked_spec(source, fmt, group_column)
         params = PreprocessParams(workers=workers, ocr=OcrParams(prefilter=prefilter))
@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _preview(spec, params, count: int, out: Path) -> None:
-    from logosim.ocr import tesseract_available
-    from logosim.preview import preview_grid
+    from logosim.preprocess.ocr import tesseract_available
+    from logosim.report.preview import preview_grid
 
     if not tesseract_available():
         typer.secho("warning: tesseract not found: no boxes will be drawn", fg="yellow", err=True)
@@ -72,7 +72,7 @@ def _preview(spec, params, count: int, out: Path) -> None:
 
 def _run(spec, store: str, params, chunk_size: int | None, total: int) -> None:
     from flows.preprocess import preprocess_flow
-    from logosim.preprocess import ERRORS_FILE, progress_hook
+    from logosim.preprocess.stage import ERRORS_FILE, progress_hook
 
     with image_progress(total, "preprocess", progress_hook):
         manifests = preprocess_flow(spec, store, params, chunk_size)

@@ -23,15 +23,15 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Search the index built by `logosim build` (no Prefect server needed)."""
-        from logosim.contact_sheet import contact_sheet, fetch_images
-        from logosim.decode import ImageDecodeError, decode_image
-        from logosim.index import IndexError_
-        from logosim.search import Searcher, SearchParams
-        from logosim.sources import SourceSpec
+        from logosim.data.decode import ImageDecodeError, decode_image
+        from logosim.data.sources import SourceSpec
+        from logosim.index.params import IndexUnavailableError
+        from logosim.report.contact_sheet import contact_sheet, fetch_images
+        from logosim.search.searcher import Searcher, SearchParams
 
         try:
             searcher = Searcher(store_path(store))
-        except IndexError_ as exc:
+        except IndexUnavailableError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(2) from exc
         queries = []

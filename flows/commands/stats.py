@@ -15,7 +15,7 @@ from flows.commands._options import (
     image_progress,
     store_path,
 )
-from logosim.stats import progress_hook
+from logosim.data.stats import progress_hook
 
 CheckpointOpt = Annotated[
     int | None,

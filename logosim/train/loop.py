@@ -23,11 +23,11 @@ from pydantic import BaseModel, Field
 from torch import nn
 from tqdm import tqdm
 
-from logosim.chunks import stable_digest
-from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling, load_backbone
-from logosim.monitor import ResourceMonitor, describe
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.monitor import ResourceMonitor, describe
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling, load_backbone
 from logosim.train.augment import AugmentParams, LogoAugment
 from logosim.train.checkpoint import (
     BEST_MODEL,
@@ -164,7 +164,7 @@ def split_images(
     store: ArtifactStore, source_spec: SourceSpec, params: TrainParams, size: int
 ) -> tuple[TrainImages, TrainImages, list[tuple[str, str]]]:
     """Train and val images (the store's splits when present, else a hashed hold-out)."""
-    from logosim import splits
+    from logosim.data import splits
 
     source = open_source(source_spec)
     pairs: list[tuple[str, str]] = []

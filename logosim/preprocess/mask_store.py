@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from logosim.chunks import stable_digest
-from logosim.masking import MaskFlag, MaskParams, apply_mask
-from logosim.records import LogoRecord
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.records import LogoRecord
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.preprocess.text_mask import MaskFlag, MaskParams, apply_mask
 
 MASKS_DIR = "masks"
 PREPARE_FACTORY = "logosim.masks:masked_prepare"

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from loguru import logger
 
-from logosim.models import Backbone
+from logosim.embed.models import Backbone
 
 RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]

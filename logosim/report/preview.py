@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 from PIL import Image, ImageDraw
 
-from logosim.decode import ImageDecodeError, decode_image
-from logosim.masking import apply_mask, boxes_to_mask
-from logosim.masks import decode_rle
-from logosim.normalize import to_model_input
-from logosim.preprocess import PreprocessParams, analyse_decoded
-from logosim.records import LogoRecord
+from logosim.core.records import LogoRecord
+from logosim.data.decode import ImageDecodeError, decode_image
+from logosim.embed.normalize import to_model_input
+from logosim.preprocess.mask_store import decode_rle
+from logosim.preprocess.stage import PreprocessParams, analyse_decoded
+from logosim.preprocess.text_mask import apply_mask, boxes_to_mask
 
 TILE = 224
 LABEL_H = 18

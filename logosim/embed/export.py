@@ -28,12 +28,18 @@ from loguru import logger
 from pydantic import BaseModel, Field
 from torch import nn
 
-from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, LoadedBackbone, Pooling, load_backbone
-from logosim.normalize import NormalizeMode
-from logosim.pca import PCA_FILE, PCAModel
-from logosim.runtime import ONNX_OPSET, ort_session
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec
+from logosim.embed.models import (
+    DEFAULT_MODEL,
+    WHEEL_WEIGHTS,
+    LoadedBackbone,
+    Pooling,
+    load_backbone,
+)
+from logosim.embed.normalize import NormalizeMode
+from logosim.embed.pca import PCA_FILE, PCAModel
+from logosim.embed.runtime import ONNX_OPSET, ort_session
 from logosim.train.checkpoint import BEST_MODEL
 from logosim.train.data import load_images
 
@@ -193,7 +199,7 @@ def agreement(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
 
 
 def validation_pixels(params: ExportParams) -> tuple[list[str], np.ndarray]:
-    from logosim.sources import open_source
+    from logosim.data.sources import open_source
 
     images = load_images(
         open_source(params.validate_source),

@@ -19,13 +19,14 @@ from loguru import logger
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from logosim.chunks import ChunkJob, ChunkSpec, stable_digest
-from logosim.decode import ImageDecodeError, decode_image
-from logosim.errors import ImageError, collect_errors, write_chunk_errors
-from logosim.progress import ProgressChannel
-from logosim.records import LogoRecord
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.failures import ImageFailure, collect_errors, write_chunk_errors
+from logosim.core.progress import ProgressChannel
+from logosim.core.records import LogoRecord
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob, ChunkSpec
+from logosim.data.decode import ImageDecodeError, decode_image
+from logosim.data.sources import SourceSpec, open_source
 
 STAGE = "stats"
 # Bump when the figures computed for an image change; cached chunk stats are then recomputed.
@@ -60,6 +61,7 @@ def _bin_labels(edges: tuple[float, ...], fmt: Callable[[float], str]) -> list[s
     return [*labels, f">={fmt(edges[-1])}"]
 
 
+TOP_CODES = 30  # the long tail of Vienna codes would make an unreadable chart
 SIZE_BINS = _bin_labels(SIZE_EDGES, lambda v: str(int(v)))
 ASPECT_BINS = _bin_labels(ASPECT_EDGES, lambda v: f"{v:g}")
 
@@ -117,6 +119,26 @@ class ImageStats(BaseModel):
     @property
     def corrupt_total(self) -> int:
         return sum(self.corrupt.values())
+
+    def charts(self) -> dict[str, tuple[str, dict[str, int]]]:
+        """The histograms to draw: name → (title, counts by bin, in order)."""
+        return {
+            "width": ("Image width (pixels)", {b: self.width.get(b, 0) for b in SIZE_BINS}),
+            "height": ("Image height (pixels)", {b: self.height.get(b, 0) for b in SIZE_BINS}),
+            "aspect_ratio": (
+                "Aspect ratio (width / height)",
+                {b: self.aspect.get(b, 0) for b in ASPECT_BINS},
+            ),
+            "colour": ("Colour vs grayscale", dict(sorted(self.colour.items()))),
+            "transparency": (
+                "Transparency (alpha channel)",
+                dict(sorted(self.transparency.items())),
+            ),
+            "vienna_top": ("Vienna category (top level)", _top(self.vienna_top, TOP_CODES)),
+            "vienna_full": (f"Vienna code (top {TOP_CODES})", _top(self.vienna_full, TOP_CODES)),
+            "years": ("Year", dict(sorted(self.years.items()))),
+            "corrupt": ("Unusable images by reason", dict(sorted(self.corrupt.items()))),
+        }
 
     def report(self) -> dict[str, Any]:
         """The published form: distributions in a stable order, groups summarised."""
@@ -177,7 +199,7 @@ def _is_colour(image: Image.Image) -> bool:
     return float((spread > COLOUR_SPREAD).mean()) > COLOUR_SHARE
 
 
-def add_record(stats: ImageStats, record: LogoRecord, params: StatsParams) -> ImageError | None:
+def add_record(stats: ImageStats, record: LogoRecord, params: StatsParams) -> ImageFailure | None:
     """Count one record into ``stats``; return its error when the image is unusable."""
     stats.images += 1
     if record.text:
@@ -191,7 +213,7 @@ def add_record(stats: ImageStats, record: LogoRecord, params: StatsParams) -> Im
         _bump(stats.groups, record.group)
     if record.read_error:
         _bump(stats.corrupt, "unreadable")
-        return ImageError.of(record, STAGE, "unreadable", record.read_error)
+        return ImageFailure.of(record, STAGE, "unreadable", record.read_error)
     try:
         # decode_image does the corruption checks and the one full decode; the header's
         # mode and transparency are read first because decoding flattens them away.
@@ -201,7 +223,7 @@ def add_record(stats: ImageStats, record: LogoRecord, params: StatsParams) -> Im
         )
     except ImageDecodeError as exc:
         _bump(stats.corrupt, exc.reason)
-        return ImageError.of(record, STAGE, exc.reason, exc.detail)
+        return ImageFailure.of(record, STAGE, exc.reason, exc.detail)
     stats.decoded += 1
     fmt, mode, has_alpha = header
     _bump(stats.formats, fmt)
@@ -236,7 +258,7 @@ def _header(data: bytes) -> tuple[str, str, bool]:
 
 def records_stats(
     records: Iterable[LogoRecord], params: StatsParams
-) -> tuple[ImageStats, list[ImageError]]:
+) -> tuple[ImageStats, list[ImageFailure]]:
     """Stats and per-image errors of a stream of records, reporting progress as it goes."""
     stats, errors, pending = ImageStats(), [], 0
     for record in records:
@@ -297,12 +319,17 @@ class StatsSummary(BaseModel):
     plots: list[str]
 
 
-def finish_stats(
-    store: ArtifactStore, source: SourceSpec, chunk_manifests: list[Manifest]
-) -> tuple[StatsSummary, dict[str, Any]]:
-    """Merge the chunk stats, publish ``stats/stats.json``, the histograms and errors.jsonl."""
-    from logosim.plots import write_histograms  # matplotlib only when publishing
+Charts = dict[str, tuple[str, dict[str, int]]]
 
+
+def finish_stats(
+    store: ArtifactStore,
+    source: SourceSpec,
+    chunk_manifests: list[Manifest],
+    write_plots: Callable[[ArtifactStore, Charts], list[Manifest]] | None = None,
+) -> tuple[StatsSummary, dict[str, Any]]:
+    """Merge the chunk stats, publish ``stats/stats.json``, errors.jsonl and, given a
+    ``write_plots`` (``logosim.report.plots.write_histograms``), the histograms."""
     total = ImageStats()
     for manifest in chunk_manifests:
         total = total.merge(ImageStats.model_validate(store.read_json(manifest)))
@@ -313,7 +340,7 @@ def finish_stats(
     # Not write_json: its sorted keys would scramble the histogram bins' order.
     payload = json.dumps(report, indent=1).encode()
     store.write_bytes(STATS_FILE, payload, kind="stats", rows=total.images)
-    plots = write_histograms(store, total)
+    plots = write_plots(store, total.charts()) if write_plots else []
     summary = StatsSummary(
         images=total.images,
         decoded=total.decoded,
@@ -341,3 +368,7 @@ def load_stats(store: ArtifactStore) -> dict[str, Any]:
     if manifest is None:
         raise FileNotFoundError(f"no valid {STATS_FILE} in {store.root}; run `logosim stats`")
     return store.read_json(manifest)
+
+
+def _top(counts: dict[str, int], n: int) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])

@@ -1,6 +1,6 @@
 """The preprocess stage: decode → OCR word boxes → text mask + flag, per chunk, into the store.
 
-Only masks are stored (run-length encoded, see ``logosim.masks``), never image copies; the
+Only masks are stored (run-length encoded, see ``logosim.preprocess.mask_store``), never image copies; the
 embed stage applies them on the fly. Per-image failures go to the chunk's error file and
 ``preprocessing_errors.jsonl``; they never stop the chunk.
 """
@@ -20,12 +20,15 @@ from loguru import logger
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from logosim.chunks import ChunkJob, ChunkSpec, stable_digest
-from logosim.decode import ImageDecodeError, decode_image
-from logosim.errors import ImageError, write_chunk_errors
-from logosim.masking import MaskFlag, MaskParams, boxes_to_mask, classify
-from logosim.masks import MASKS_DIR, ImageMask, encode_rle, write_mask_chunk
-from logosim.ocr import (
+from logosim.core.digest import stable_digest
+from logosim.core.failures import ImageFailure, write_chunk_errors
+from logosim.core.progress import ProgressChannel, ProgressFn
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob, ChunkSpec
+from logosim.data.decode import ImageDecodeError, decode_image
+from logosim.data.sources import SourceSpec, open_source
+from logosim.preprocess.mask_store import MASKS_DIR, ImageMask, encode_rle, write_mask_chunk
+from logosim.preprocess.ocr import (
     OcrParams,
     TesseractMissingError,
     WordBox,
@@ -34,10 +37,8 @@ from logosim.ocr import (
     should_skip,
     tesseract_available,
 )
-from logosim.ocr_pool import Failure, OcrPool
-from logosim.progress import ProgressChannel, ProgressFn
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
+from logosim.preprocess.ocr_pool import Failure, OcrPool
+from logosim.preprocess.text_mask import MaskFlag, MaskParams, boxes_to_mask, classify
 
 STAGE = "preprocess"
 PREPROCESS_CODE_VERSION = "preprocess-1"
@@ -199,7 +200,7 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
     available = bool(job.params.get("ocr_available", True)) and tesseract_available()
     records = open_source(job.source).records(job.chunk.start, job.chunk.stop, with_bytes=available)
     masks: list[ImageMask] = []
-    errors: list[ImageError] = []
+    errors: list[ImageFailure] = []
     refs: dict[str, str] = {}
     if not available:
         warn_tesseract_missing()
@@ -215,7 +216,7 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
                 masks.append(ImageMask(result.id, result.flag, result.shape, result.runs))
                 if result.reason:
                     errors.append(
-                        ImageError(
+                        ImageFailure(
                             id=result.id, source=refs.get(result.id, ""), stage=STAGE,
                             reason=result.reason, detail=result.detail,
                         )
@@ -236,9 +237,9 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
     return manifest
 
 
-def _item(record, errors: list[ImageError], refs: dict[str, str]) -> OcrItem | None:
+def _item(record, errors: list[ImageFailure], refs: dict[str, str]) -> OcrItem | None:
     if record.read_error:
-        errors.append(ImageError.of(record, STAGE, "unreadable", record.read_error))
+        errors.append(ImageFailure.of(record, STAGE, "unreadable", record.read_error))
         return None
     refs[record.id] = record.ref
     return OcrItem(record.id, record.ref, record.data, record.text)

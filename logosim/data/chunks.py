@@ -8,13 +8,13 @@ with a stage's code and settings version it is the chunk's cache key.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
 
-from logosim.sources import Source, SourceSpec
+from logosim.core.digest import stable_digest
+from logosim.data.sources import Source, SourceSpec
 
 
 class ChunkSpec(BaseModel):
@@ -30,16 +30,6 @@ class ChunkSpec(BaseModel):
     @property
     def name(self) -> str:
         return f"chunk-{self.index:05d}"
-
-
-def stable_digest(*parts: Any) -> str:
-    """sha256 of JSON-serialised parts (pydantic models by their dump): settings versions."""
-    payload = json.dumps(
-        [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _chunk_digest(fingerprints: Iterable[tuple[str, str]]) -> str:

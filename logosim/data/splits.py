@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, model_validator
 
-from logosim.chunks import ChunkJob, ChunkSpec, stable_digest
-from logosim.sources import Source, SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob, ChunkSpec
+from logosim.data.sources import Source, SourceSpec, open_source
 
 STAGE = "splits"
 SPLITS_CODE_VERSION = "splits-1"

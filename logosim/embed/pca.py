@@ -17,7 +17,7 @@ from loguru import logger
 from pydantic import BaseModel, Field
 from sklearn.decomposition import IncrementalPCA
 
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
 
 PCA_FILE = "pca/pca.npz"
 PCA_VERSION = "1"

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 from loguru import logger
 from pydantic import BaseModel
 
-from logosim.chunks import stable_digest
-from logosim.index import IDS_FILE, INDEX_FILE, IndexError_
-from logosim.sources import Source, SourceSpec
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import Source, SourceSpec
+from logosim.index.params import IDS_FILE, INDEX_FILE, IndexUnavailableError
 
 FINGERPRINTS_FILE = "reindex/fingerprints.parquet"
 PENDING_FILE = "reindex/pending.parquet"
@@ -45,7 +45,9 @@ class ReindexPlan(BaseModel):
 def index_manifest(store: ArtifactStore) -> Manifest:
     manifest = store.read_manifest(INDEX_FILE)
     if manifest is None:
-        raise IndexError_(f"no index in {store.root}: run the build flow before reindexing")
+        raise IndexUnavailableError(
+            f"no index in {store.root}: run the build flow before reindexing"
+        )
     return manifest
 
 
@@ -53,7 +55,7 @@ def live_ids(store: ArtifactStore) -> set[str]:
     """Ids searchable in the index now (tombstoned slots excluded)."""
     ids = store.load_verified(IDS_FILE)
     if ids is None:
-        raise IndexError_(f"{IDS_FILE} is missing or corrupt: rebuild the index")
+        raise IndexUnavailableError(f"{IDS_FILE} is missing or corrupt: rebuild the index")
     table = store.read_json(ids)
     dead = set(table["tombstones"])
     return {value for pos, value in enumerate(table["ids"]) if pos not in dead}

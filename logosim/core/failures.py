@@ -11,13 +11,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from logosim.records import LogoRecord
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.records import LogoRecord
+from logosim.core.store import ArtifactStore, Manifest
 
 ERRORS_FILE = "errors.jsonl"
 
 
-class ImageError(BaseModel):
+class ImageFailure(BaseModel):
     id: str
     source: str
     stage: str
@@ -25,12 +25,12 @@ class ImageError(BaseModel):
     detail: str = ""
 
     @classmethod
-    def of(cls, record: LogoRecord, stage: str, reason: str, detail: str = "") -> ImageError:
+    def of(cls, record: LogoRecord, stage: str, reason: str, detail: str = "") -> ImageFailure:
         return cls(id=record.id, source=record.ref, stage=stage, reason=reason, detail=detail)
 
 
 def write_chunk_errors(
-    store: ArtifactStore, stage: str, chunk_name: str, errors: list[ImageError]
+    store: ArtifactStore, stage: str, chunk_name: str, errors: list[ImageFailure]
 ) -> Manifest:
     lines = "".join(e.model_dump_json() + "\n" for e in errors)
     return store.write_bytes(
@@ -51,12 +51,12 @@ def collect_errors(store: ArtifactStore, stages: list[str] | None = None) -> Pat
     return store.path(ERRORS_FILE)
 
 
-def read_errors(store: ArtifactStore) -> list[ImageError]:
+def read_errors(store: ArtifactStore) -> list[ImageFailure]:
     path = store.path(ERRORS_FILE)
     if not path.exists():
         return []
     return [
-        ImageError.model_validate(json.loads(line))
+        ImageFailure.model_validate(json.loads(line))
         for line in path.read_text().splitlines()
         if line
     ]

@@ -8,9 +8,9 @@ from pathlib import Path
 from loguru import logger
 from PIL import Image, ImageDraw, ImageFont
 
-from logosim.decode import ImageDecodeError, decode_image
-from logosim.search import SearchHit
-from logosim.sources import FolderSource, SourceSpec, open_source
+from logosim.data.decode import ImageDecodeError, decode_image
+from logosim.data.sources import FolderSource, SourceSpec, open_source
+from logosim.search.searcher import SearchHit
 
 THUMB = 128
 LABEL = 30

@@ -20,7 +20,7 @@ import pytesseract
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from logosim.chunks import stable_digest
+from logosim.core.digest import stable_digest
 
 # Bump when detection changes for the same settings (invalidates every cached mask chunk).
 OCR_CODE_VERSION = "ocr-1"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from logosim.models import ModelError, file_digest
-from logosim.normalize import NormalizeMode
+from logosim.embed.models import ModelError, file_digest
+from logosim.embed.normalize import NormalizeMode
 
 META_PREFIX = "logosim."
 

@@ -29,18 +29,28 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
-from logosim.chunks import ChunkJob, stable_digest
-from logosim.decode import ImageDecodeError, decode_image
-from logosim.errors import ImageError, write_chunk_errors
-from logosim.exported import ExportedModel, read_exported
-from logosim.faults import raise_fault_once
-from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, LoadedBackbone, Pooling, load_backbone
-from logosim.models import weights_digest as compute_weights_digest
-from logosim.monitor import ResourceMonitor, describe
-from logosim.normalize import NormalizeMode, to_array, to_chw, to_model_input
-from logosim.progress import ProgressChannel
-from logosim.records import LogoRecord
-from logosim.runtime import (
+from logosim.core.digest import stable_digest
+from logosim.core.failures import ImageFailure, write_chunk_errors
+from logosim.core.faults import raise_fault_once
+from logosim.core.monitor import ResourceMonitor, describe
+from logosim.core.progress import ProgressChannel
+from logosim.core.records import LogoRecord
+from logosim.core.settings import get_settings
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob
+from logosim.data.decode import ImageDecodeError, decode_image
+from logosim.data.sources import open_source
+from logosim.embed.exported import ExportedModel, read_exported
+from logosim.embed.models import (
+    DEFAULT_MODEL,
+    WHEEL_WEIGHTS,
+    LoadedBackbone,
+    Pooling,
+    load_backbone,
+)
+from logosim.embed.models import weights_digest as compute_weights_digest
+from logosim.embed.normalize import NormalizeMode, to_array, to_chw, to_model_input
+from logosim.embed.runtime import (
     DeviceName,
     Runtime,
     RuntimeName,
@@ -48,9 +58,6 @@ from logosim.runtime import (
     export_onnx,
     exported_runtime,
 )
-from logosim.settings import get_settings
-from logosim.sources import open_source
-from logosim.store import ArtifactStore, Manifest
 
 # Bump when a code change alters the embeddings (invalidates every cached chunk).
 EMBED_CODE_VERSION = "1"
@@ -203,7 +210,7 @@ class _Progress:
 
 
 # -- reader ----------------------------------------------------------------------------------
-Prepared = tuple[LogoRecord, np.ndarray | None, ImageError | None]
+Prepared = tuple[LogoRecord, np.ndarray | None, ImageFailure | None]
 
 
 Encode = Callable[[Image.Image], np.ndarray]
@@ -222,13 +229,13 @@ class ImagePipeline:
     max_pixels: int = 64_000_000
     max_bytes: int = 64 * 2**20
 
-    def __call__(self, record: LogoRecord) -> tuple[np.ndarray | None, ImageError | None]:
+    def __call__(self, record: LogoRecord) -> tuple[np.ndarray | None, ImageFailure | None]:
         if record.read_error:
-            return None, ImageError.of(record, STAGE, "unreadable", record.read_error)
+            return None, ImageFailure.of(record, STAGE, "unreadable", record.read_error)
         try:
             image = decode_image(record.data, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
         except ImageDecodeError as exc:
-            return None, ImageError.of(record, STAGE, exc.reason, exc.detail)
+            return None, ImageFailure.of(record, STAGE, exc.reason, exc.detail)
         finally:
             record.data = b""  # the bytes are no longer needed; keep the window small
         try:
@@ -237,12 +244,12 @@ class ImagePipeline:
             return self.encode(to_model_input(image, self.size, self.mode)), None
         except Exception as exc:  # a failing hook (or what it returned) costs this image only
             reason = "prepare_failed" if self.prepare is not None else "normalize_failed"
-            return None, ImageError.of(record, STAGE, reason, f"{type(exc).__name__}: {exc}")
+            return None, ImageFailure.of(record, STAGE, reason, f"{type(exc).__name__}: {exc}")
 
 
 def prepared_records(
     records: Iterable[LogoRecord],
-    pipeline: Callable[[LogoRecord], tuple[np.ndarray | None, ImageError | None]],
+    pipeline: Callable[[LogoRecord], tuple[np.ndarray | None, ImageFailure | None]],
     pool: ThreadPoolExecutor,
     lookahead: int,
 ) -> Iterator[Prepared]:
@@ -264,7 +271,7 @@ class EmbedResult:
     ids: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     embeddings: list[np.ndarray] = field(default_factory=list)
-    errors: list[ImageError] = field(default_factory=list)
+    errors: list[ImageFailure] = field(default_factory=list)
     seconds: float = 0.0
 
     def matrix(self, dim: int) -> np.ndarray:
@@ -427,7 +434,7 @@ class Embedder:
 
 
 def _default_workers() -> int:
-    from logosim.runtime import physical_cores
+    from logosim.embed.runtime import physical_cores
 
     return physical_cores()
 

@@ -13,11 +13,11 @@ import time
 import numpy as np
 from loguru import logger
 
-from logosim.index import LogoIndex
-from logosim.metrics import METRIC_KEYS, leave_one_out, pair_recall
-from logosim.pca import Descriptors, iter_embeddings
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.pca import Descriptors, iter_embeddings
+from logosim.index.logo_index import LogoIndex
+from logosim.search.metrics import METRIC_KEYS, leave_one_out, pair_recall
 
 METRICS_FILE = "eval/metrics.json"
 EVAL_VERSION = "2"  # 2: the index's stored vectors (α-DBA) instead of chunks through PCA
@@ -90,7 +90,7 @@ def evaluate_build(store: ArtifactStore, source: SourceSpec, index: Manifest) ->
 
 def _pairs(store: ArtifactStore, ids: list[str], vectors: np.ndarray) -> None:
     try:
-        from logosim.splits import load_pairs
+        from logosim.data.splits import load_pairs
 
         table = load_pairs(store, "val")
     except (FileNotFoundError, ImportError):

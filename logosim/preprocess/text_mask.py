@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from logosim.ocr import WordBox
+from logosim.preprocess.ocr import WordBox
 
 InpaintMethod = Literal["telea", "ns"]
 _CV_METHOD = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}

@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from logosim.decode import decode_image
-from logosim.index import LogoIndex, index_pca
-from logosim.pca import Descriptors
-from logosim.rerank import RerankParams, rerank
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.embed.pca import Descriptors
+from logosim.index.logo_index import LogoIndex, index_pca
+from logosim.search.rerank import RerankParams, rerank
 
 
 class SearchHit(BaseModel):
@@ -54,7 +54,10 @@ class Searcher:
     @property
     def embedder(self):
         if self._embedder is None:
-            from logosim.embed import EmbedParams, cached_embedder  # torch: load only if needed
+            from logosim.embed.embedder import (
+                EmbedParams,
+                cached_embedder,
+            )  # torch: load only if needed
 
             self._embedder = cached_embedder(
                 EmbedParams.model_validate(self.embed_settings), self.store
