@@ -25,3 +25,21 @@ def store(tmp_path):
     from logosim.core.store import ArtifactStore
 
     return ArtifactStore(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def demo_subset(tmp_path_factory):
+    """``demo_subset(grouped, others)``: a parquet of the first ``grouped`` demo logos with a
+    group and ``others`` distractors, written once per session."""
+    from helpers import write_demo_subset
+
+    folder = tmp_path_factory.mktemp("demo")
+    made = {}
+
+    def make(grouped: int, others: int):
+        if (grouped, others) not in made:
+            path = folder / f"demo-{grouped}-{others}.parquet"
+            made[grouped, others] = write_demo_subset(path, grouped, others)
+        return made[grouped, others]
+
+    return make

@@ -10,14 +10,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from flows.runner import RunnerSettings, chunk_task_runner, result_storage
 from logosim.core.store import ArtifactStore
-from logosim.demo import DEMO_PARQUET
 from logosim.index.logo_index import LogoIndex
 
 pytest.importorskip("prefect_dask")
@@ -55,15 +51,8 @@ def test_result_storage_is_the_store_or_a_shared_url(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo40(tmp_path_factory) -> Path:
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    subset = pa.concat_tables(
-        [table.filter(grouped).slice(0, 30), table.filter(pc.invert(grouped)).slice(0, 10)]
-    )
-    path = tmp_path_factory.mktemp("demo") / "demo40.parquet"
-    pq.write_table(subset, path)
-    return path
+def demo40(demo_subset) -> Path:
+    return demo_subset(30, 10)
 
 
 def _embeddings(store: ArtifactStore, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,6 @@ from logosim.embed.normalize import to_array, to_model_input
 from logosim.embed.runtime import RuntimeUnavailableError, build_runtime
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
-pytestmark = pytest.mark.skipif(not DEMO.exists(), reason="demo parquet not built yet")
 
 BROKEN_ROWS = {"broken/truncated": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "broken/empty": b""}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_embedding_chunks
 
 from logosim.embed.pca import l2_normalize
 from logosim.index.add import add_to_index, remove_from_index
@@ -14,6 +15,11 @@ from logosim.index.logo_index import LogoIndex
 from logosim.index.params import IDS_FILE, IndexParams, IndexUnavailableError
 from tasks.index import index_cache_key
 
+
+def write_chunks(store, features, size, prefix="id"):
+    return write_embedding_chunks(store, features, size, prefix)
+
+
 PLAIN = IndexParams(dba_neighbours=0)
 
 
@@ -23,22 +29,6 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return (centres[rng.integers(len(centres), size=n)] + 0.3 * rng.normal(size=(n, dim))).astype(
         np.float32
     )
-
-
-def write_chunks(store, features, size, prefix="id"):
-    out = []
-    for n, start in enumerate(range(0, len(features), size)):
-        part = features[start : start + size]
-        ids = np.array([f"{prefix}{i}" for i in range(start, start + len(part))])
-        out.append(
-            store.write_arrays(
-                f"embeddings/{prefix}-{n}.npz",
-                {"ids": ids, "embeddings": part, "rows": np.arange(len(part))},
-                kind="embeddings",
-                rows=len(part),
-            )
-        )
-    return out
 
 
 def test_exact_index_finds_each_vector_first(store):

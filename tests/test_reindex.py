@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import demo_rows
 
 from logosim.core.store import ArtifactStore
 from logosim.data.decode import decode_image
 from logosim.data.sources import SourceSpec
-from logosim.demo import DEMO_PARQUET
 from logosim.index.logo_index import LogoIndex
 from logosim.index.reindex import live_ids
 from logosim.search.searcher import Searcher
@@ -18,13 +17,7 @@ from logosim.search.searcher import Searcher
 
 @pytest.fixture(scope="module")
 def demo_tables():
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    base = pa.concat_tables(
-        [table.filter(grouped).slice(0, 24), table.filter(pc.invert(grouped)).slice(0, 8)]
-    )
-    extra = table.filter(pc.invert(grouped)).slice(8, 7)
-    return base, extra
+    return demo_rows(24, 8), demo_rows(0, 7, skip_others=8)
 
 
 def test_reindex_adds_changed_and_new_and_drops_deleted(prefect_server, demo_tables, tmp_path):

@@ -20,13 +20,9 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from logosim.core.faults import FAULT_ENV, arm_fault
-from logosim.demo import DEMO_PARQUET
 
 pytestmark = pytest.mark.server
 REPO = Path(__file__).resolve().parents[1]
@@ -68,16 +64,9 @@ def _wait_for(check, what: str, timeout: float, logs: list[Path]) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo60(tmp_path_factory) -> Path:
+def demo60(demo_subset) -> Path:
     """40 grouped demo logos (so splits has pairs) + 20 distractors."""
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    subset = pa.concat_tables(
-        [table.filter(grouped).slice(0, 40), table.filter(pc.invert(grouped)).slice(0, 20)]
-    )
-    path = tmp_path_factory.mktemp("demo") / "demo60.parquet"
-    pq.write_table(subset, path)
-    return path
+    return demo_subset(40, 20)
 
 
 @pytest.fixture(scope="module")
