@@ -18,7 +18,7 @@ from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-import flows  # noqa: F401  (Prefect defaults before Prefect is imported)
+import flows  # noqa: F401  (Prefect's env defaults: tasks/_defaults.py)
 
 # Flow name → "module:function". The same list as deployments/prefect.yaml (a test checks).
 FLOWS: dict[str, str] = {

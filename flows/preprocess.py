@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
@@ -61,15 +59,3 @@ def _publish_summary(manifests: list[Manifest]) -> None:
     ]
     if rows:
         create_table_artifact(rows, key="preprocess-chunks", description="Text masks per chunk")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the preprocess flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    args = parser.parse_args()
-    for manifest in preprocess_flow(
-        SourceSpec(path=args.source), args.store, None, args.chunk_size
-    ):
-        print(manifest.path, manifest.rows, manifest.meta.get("flags"))

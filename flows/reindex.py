@@ -7,7 +7,6 @@ fingerprint table is committed last, so a run that fails midway is simply redone
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from prefect import flow
@@ -96,12 +95,3 @@ def _publish_summary(source: SourceSpec, result: ReindexResult, seeded: bool) ->
         lines.append("- fingerprint table seeded from the index (first reindex after a build)")
     create_markdown_artifact("\n".join(lines), key="reindex-summary", description="Reindex")
     print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the reindex flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    args = parser.parse_args()
-    print(reindex_flow(SourceSpec(path=args.source), args.store, args.chunk_size))

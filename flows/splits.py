@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from loguru import logger
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -87,14 +85,3 @@ def _publish_artifacts(summary: SplitsSummary) -> None:
         key="splits-report",
         description="Splits",
     )
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the splits flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--group-column", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    spec = SourceSpec(path=args.source, group_column=args.group_column)
-    print(splits_flow(spec, args.store, SplitsParams(seed=args.seed)))

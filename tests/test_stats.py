@@ -243,7 +243,7 @@ def test_killed_stats_run_resumes_from_its_checkpoints(prefect_server, tmp_path)
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "LOGOSIM_STATS_CHECKPOINT_EVERY": str(every),
     }
-    command = [sys.executable, "-m", "flows.stats", "--source", str(images), "--store"]
+    command = [sys.executable, "-m", "flows.cli", "stats", "--source", str(images), "--store"]
     run = subprocess.Popen(
         [*command, str(killed)],
         cwd=ROOT,

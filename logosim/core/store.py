@@ -123,11 +123,6 @@ class ArtifactStore:
         target = self.path(rel)
         return target.with_name(target.name + MANIFEST_SUFFIX)
 
-    @property
-    def results_dir(self) -> Path:
-        """Where Prefect persists task results (manifests) for this store."""
-        return self.path("_prefect/results")
-
     def check_space(self, needed_bytes: int) -> None:
         ensure_free_space(self.root, needed_bytes, self.reserve_bytes)
 

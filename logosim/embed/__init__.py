@@ -24,7 +24,6 @@ _EXPORTS = {
     "embedding_path": "embedder",
     "write_embeddings": "embedder",
     "embed_chunk": "embedder",
-    "read_embeddings": "embedder",
     "EXPORT_DIR": "export",
     "ExportError": "export",
     "ExportParams": "export",

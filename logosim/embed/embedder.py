@@ -514,8 +514,3 @@ def embed_chunk(
         f"batch {embedder.batch_size}) {describe(figures)}"
     )
     return manifest
-
-
-def read_embeddings(store: ArtifactStore, manifest: Manifest) -> dict[str, np.ndarray]:
-    """``ids``, ``embeddings``, ``rows`` of one chunk file (checksum verified)."""
-    return store.read_arrays(manifest)

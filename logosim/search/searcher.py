@@ -9,14 +9,12 @@ expansion (its n nearest stored vectors, weighted by similarity^α) before the s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
 from logosim.core.store import ArtifactStore
-from logosim.data.decode import decode_image
 from logosim.embed.pca import Descriptors
 from logosim.index.logo_index import LogoIndex, index_pca
 from logosim.search.rerank import RerankParams, rerank
@@ -97,10 +95,3 @@ class Searcher:
     ) -> list[list[SearchHit]]:
         features = self.embedder.embed_images(list(images))
         return self.search_features(features, params, query_images=images)
-
-    def search_files(
-        self, paths: Sequence[Path | str], params: SearchParams | None = None
-    ) -> list[list[SearchHit]]:
-        """Decode query files safely (bad files raise ImageDecodeError with a reason)."""
-        images = [decode_image(Path(p).read_bytes()) for p in paths]
-        return self.search_images(images, params)
