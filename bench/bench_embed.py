@@ -24,7 +24,8 @@ import torch
 
 from logosim.core.monitor import peak_rss_mb
 from logosim.data.sources import SourceSpec, open_source
-from logosim.embed.embedder import Embedder, EmbedParams
+from logosim.embed.embedder import Embedder
+from logosim.embed.params import EmbedParams
 from logosim.embed.runtime import physical_cores
 
 DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")

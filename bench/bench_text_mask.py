@@ -21,7 +21,8 @@ from pathlib import Path
 from logosim.core.records import LogoRecord
 from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec, open_source
-from logosim.embed.embedder import Embedder, EmbedParams
+from logosim.embed.embedder import Embedder
+from logosim.embed.params import EmbedParams
 from logosim.embed.pca import l2_normalize
 from logosim.preprocess.mask_store import ImageMask, masked_prepare, write_mask_chunk
 from logosim.preprocess.ocr_pool import Failure, OcrPool

@@ -22,7 +22,7 @@ from flows.stats import stats_flow
 from logosim.core.settings import get_settings
 from logosim.core.store import Manifest
 from logosim.data.sources import SourceSpec
-from logosim.embed.embedder import EmbedParams, PrepareSpec
+from logosim.embed.params import EmbedParams, PrepareSpec
 from logosim.embed.pca import PCAParams
 from logosim.index.params import IndexParams
 from logosim.preprocess.stage import PreprocessParams

@@ -17,7 +17,7 @@ from logosim.core.settings import get_settings
 from logosim.core.store import Manifest
 from logosim.data.chunks import ChunkJob, plan_chunks
 from logosim.data.sources import SourceSpec, open_source
-from logosim.embed.embedder import STAGE, EmbedParams, PrepareSpec
+from logosim.embed.params import STAGE, EmbedParams, PrepareSpec
 from tasks.embed import embed_chunk_task
 
 

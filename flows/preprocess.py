@@ -13,7 +13,7 @@ from logosim.core.settings import get_settings
 from logosim.core.store import Manifest
 from logosim.data.chunks import plan_chunks
 from logosim.data.sources import SourceSpec, open_source
-from logosim.embed.embedder import PrepareSpec
+from logosim.embed.params import PrepareSpec
 from logosim.preprocess.mask_store import prepare_spec
 from logosim.preprocess.ocr import tesseract_available
 from logosim.preprocess.stage import STAGE, PreprocessParams, preprocess_job, warn_tesseract_missing

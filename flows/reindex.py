@@ -18,7 +18,7 @@ from flows.hooks import report_failure
 from logosim.core.settings import get_settings
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec
-from logosim.embed.embedder import EmbedParams, PrepareSpec
+from logosim.embed.params import EmbedParams, PrepareSpec
 from logosim.index.reindex import index_manifest
 from tasks.reindex import (
     add_to_index_task,

@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from logosim.core.settings import get_settings
 from logosim.core.store import Manifest
 from logosim.data.sources import SourceSpec
-from logosim.train.loop import TrainParams
+from logosim.train.params import TrainParams
 from tasks.train import fine_tune
 
 

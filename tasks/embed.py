@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from logosim.core.store import Manifest
 from logosim.data.chunks import ChunkJob
-from logosim.embed.embedder import EmbedParams, embed_chunk
+from logosim.embed.params import EmbedParams
+from logosim.embed.runner import embed_chunk
 from logosim.embed.runtime import resolve_device
 from tasks._gpu import gpu_slot
 from tasks._prefect import chunk_task

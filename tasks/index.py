@@ -9,7 +9,7 @@ from prefect.context import TaskRunContext
 
 from logosim.core.digest import stable_digest
 from logosim.core.store import ArtifactStore, Manifest
-from logosim.embed.embedder import RUN_SETTINGS
+from logosim.embed.params import RUN_SETTINGS
 from logosim.index.build import build_index
 from logosim.index.params import INDEX_VERSION, IndexParams
 from tasks._prefect import transient_io

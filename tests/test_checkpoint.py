@@ -34,7 +34,8 @@ RUN = """
 import json, sys
 from logosim.data.sources import SourceSpec
 from logosim.core.store import ArtifactStore
-from logosim.train.loop import TrainParams, train
+from logosim.train.params import TrainParams
+from logosim.train.loop import train
 params = TrainParams.model_validate_json(sys.argv[2])
 result = train(SourceSpec(), ArtifactStore(sys.argv[1]), params)
 print(json.dumps({"status": result.status, "step": result.step, "resumed": result.resumed_from}))

@@ -17,15 +17,10 @@ from logosim.core.records import LogoRecord
 from logosim.core.store import ArtifactStore
 from logosim.data.chunks import ChunkJob, plan_chunks
 from logosim.data.sources import SourceSpec, open_source
-from logosim.embed.embedder import (
-    Embedder,
-    EmbedParams,
-    PrepareSpec,
-    embed_chunk,
-    is_out_of_memory,
-    progress_hook,
-)
+from logosim.embed.embedder import Embedder, is_out_of_memory, progress_hook
 from logosim.embed.normalize import to_array, to_model_input
+from logosim.embed.params import EmbedParams, PrepareSpec
+from logosim.embed.runner import embed_chunk
 from logosim.embed.runtime import RuntimeUnavailableError, build_runtime
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"

@@ -13,7 +13,6 @@ import logosim
 from logosim.data.decode import decode_image
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.models import (
-    DEFAULT_MODEL,
     GeM,
     ModelError,
     load_backbone,
@@ -22,6 +21,7 @@ from logosim.embed.models import (
     wheel_weights_path,
 )
 from logosim.embed.normalize import to_array, to_batch, to_model_input
+from logosim.embed.params import DEFAULT_MODEL
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
 

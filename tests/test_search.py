@@ -26,7 +26,8 @@ from logosim.search.searcher import Searcher, SearchParams
 @pytest.fixture(scope="module")
 def demo24(tmp_path_factory):
     """24 demo logos and their features from the pretrained backbone."""
-    from logosim.embed.embedder import EmbedParams, cached_embedder
+    from logosim.embed.embedder import cached_embedder
+    from logosim.embed.params import EmbedParams
 
     root = tmp_path_factory.mktemp("search")
     table = pq.read_table(DEMO_PARQUET).slice(0, 24)

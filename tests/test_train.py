@@ -14,8 +14,9 @@ from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.models import load_backbone
 from logosim.train.augment import AugmentParams, LogoAugment, invert_mark, monochrome
 from logosim.train.data import PairBatches, load_images, positive_partners
-from logosim.train.loop import TrainParams, lr_factor, resolve_precision
+from logosim.train.loop import lr_factor, resolve_precision
 from logosim.train.moco import MoCo, info_nce, momentum_at
+from logosim.train.params import TrainParams
 
 
 def _logo(colour=(200, 30, 30), size=96) -> Image.Image:

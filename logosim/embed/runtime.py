@@ -22,16 +22,14 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from loguru import logger
 
 from logosim.embed.models import Backbone
-
-RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
-DeviceName = Literal["auto", "cpu", "cuda"]
+from logosim.embed.params import DeviceName, RuntimeName
 
 # Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json; figures in
 # notes/issue-3-openvino-memory.md): OpenVINO fp32 is the fastest CPU option with min cosine ≥ 0.999

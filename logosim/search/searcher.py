@@ -52,10 +52,8 @@ class Searcher:
     @property
     def embedder(self):
         if self._embedder is None:
-            from logosim.embed.embedder import (
-                EmbedParams,
-                cached_embedder,
-            )  # torch: load only if needed
+            from logosim.embed.embedder import cached_embedder
+            from logosim.embed.params import EmbedParams  # torch: load only if needed
 
             self._embedder = cached_embedder(
                 EmbedParams.model_validate(self.embed_settings), self.store
