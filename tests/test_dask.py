@@ -92,6 +92,7 @@ def test_build_on_a_2_worker_local_cluster_matches_the_thread_runner(
     env = {
         **os.environ,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PYTHONPATH": str(REPO),  # this checkout's code, whatever the venv has installed
         "LOGOSIM_TASK_RUNNER": "dask",
         "LOGOSIM_DASK_WORKERS": "2",
         "LOGOSIM_DASK_THREADS_PER_WORKER": "1",

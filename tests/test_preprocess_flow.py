@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytesseract
 import pytest
@@ -24,6 +25,8 @@ from logosim.preprocess.ocr import OcrParams
 from logosim.preprocess.ocr_pool import Failure, OcrPool
 from logosim.preprocess.stage import PreprocessParams, preprocess_chunk, preprocess_job
 from logosim.preprocess.text_mask import MaskFlag
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 EVERY_IMAGE = OcrParams(prefilter=False)  # Tesseract on every image, whatever it looks like
@@ -186,14 +189,17 @@ def test_sigterm_leaves_no_half_written_file_and_a_rerun_completes(tmp_path, log
             """
         )
     )
-    slow = subprocess.Popen([sys.executable, str(script), "slow"], stdout=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's code, not an installed one
+    slow = subprocess.Popen([sys.executable, str(script), "slow"], stdout=subprocess.PIPE, env=env)
     time.sleep(6)  # workers started and blocked in the fake Tesseract
     slow.send_signal(signal.SIGTERM)
     slow.wait(timeout=60)
     assert slow.returncode != 0
     leftovers = [p for p in store_root.rglob("*") if p.is_file()] if store_root.exists() else []
     assert leftovers == []  # nothing half-written, no temporary files
-    done = subprocess.run([sys.executable, str(script), "real"], capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "real"], capture_output=True, timeout=120, env=env
+    )
     assert done.returncode == 0 and b"done" in done.stdout
     assert len(list((store_root / "masks").glob("*.npz"))) == 1
 

