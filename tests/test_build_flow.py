@@ -33,6 +33,7 @@ def states(runs) -> dict[str, str]:
     return {r.name: r.state.name for r in runs if not re.fullmatch(r"[a-z]+-\d+", r.name)}
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     source = demo_subset(100, 50)
     from flows.build import BuildParams, build_flow

@@ -68,6 +68,7 @@ def _index_vectors(store: ArtifactStore) -> tuple[list[str], np.ndarray]:
     return ids, np.stack([loaded.index.reconstruct(slot) for slot in range(len(ids))])
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_on_a_2_worker_local_cluster_matches_the_thread_runner(
     prefect_server, demo40, tmp_path
 ):

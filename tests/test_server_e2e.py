@@ -144,6 +144,7 @@ def _chunk_runs(runs: list) -> dict[str, object]:
     return {r.name: r for r in runs if "-chunk-" in r.name}
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_deployment_runs_retries_and_caches(served, demo60, tmp_path):
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
