@@ -8,7 +8,7 @@ batch, no decoding) is printed beside it to show what the input pipeline costs.
     flock /tmp/logosim-heavy.lock .venv/bin/python bench/bench_embed.py --images 1500
 
 Writes ``bench/results/embed.json``. The fastest option with min cosine ≥ 0.999 is what
-``runtime='auto'`` uses on CPU (``logosim.runtime.CPU_AUTO``).
+``runtime='auto'`` uses on CPU (``logosim.embed.runtime.CPU_AUTO``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from logosim.embed import Embedder, EmbedParams
-from logosim.monitor import peak_rss_mb
-from logosim.runtime import physical_cores
-from logosim.sources import SourceSpec, open_source
+from logosim.core.monitor import peak_rss_mb
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.embedder import Embedder
+from logosim.embed.params import EmbedParams
+from logosim.embed.runtime import physical_cores
 
 DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "embed.json"

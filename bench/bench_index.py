@@ -64,8 +64,11 @@ def rss_mb() -> float:
 def run_one(n: int, kind: str, m: int, ef_c: int, ef_s: list[int], queries: int, out) -> None:
     import faiss
 
-    from logosim.index import IndexParams, LogoIndex, build_index, exact_topk, recall_vs_exact
-    from logosim.store import ArtifactStore
+    from logosim.core.store import ArtifactStore
+    from logosim.index.build import build_index
+    from logosim.index.exact import exact_topk, recall_vs_exact
+    from logosim.index.logo_index import LogoIndex
+    from logosim.index.params import IndexParams
 
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         store = ArtifactStore(tmp)

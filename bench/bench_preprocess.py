@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from logosim.masking import MaskFlag
-from logosim.ocr import OcrParams
-from logosim.ocr_pool import OcrPool
-from logosim.preprocess import OcrItem, PreprocessParams, analyse_image
+from logosim.preprocess.ocr import OcrParams
+from logosim.preprocess.ocr_pool import OcrPool
+from logosim.preprocess.stage import OcrItem, PreprocessParams, analyse_image
+from logosim.preprocess.text_mask import MaskFlag
 
 DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "preprocess.json"
@@ -53,7 +53,7 @@ def run(items: list[OcrItem], name: str, config: dict) -> tuple[dict, dict[str, 
     params = PreprocessParams(workers=config["workers"], ocr=OcrParams(**config["ocr"]))
     pool = OcrPool(params.workers, timeout_s=params.ocr.timeout_s)
     if config["omp"] is None:  # the pool sets OMP_THREAD_LIMIT=1; undo it for this baseline
-        import logosim.ocr_pool as pool_module
+        import logosim.preprocess.ocr_pool as pool_module
 
         original = pool_module._init_worker
         pool_module._init_worker = _init_without_omp_limit

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from logosim.decode import decode_image
-from logosim.evaluate import source_groups
-from logosim.index import augment_collection
-from logosim.metrics import leave_one_out
-from logosim.pca import PCAParams, fit_pca, iter_embeddings, l2_normalize
-from logosim.rerank import cues
-from logosim.sources import SourceSpec, open_source
-from logosim.splits import load_split_ids
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec, open_source
+from logosim.data.splits import load_split_ids
+from logosim.embed.pca import PCAParams, fit_pca, iter_embeddings, l2_normalize
+from logosim.index.dba import augment_collection
+from logosim.search.evaluate import source_groups
+from logosim.search.metrics import leave_one_out
+from logosim.search.rerank import cues
 
 RESULTS = Path(__file__).parent / "results" / "quality.json"
 

@@ -23,17 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from logosim.evaluate import source_groups
-from logosim.metrics import leave_one_out
-from logosim.pca import (
-    Descriptors,
-    PCAParams,
-    descriptor_health,
-    fit_pca,
-)
-from logosim.sources import SourceSpec
-from logosim.splits import SplitItem, SplitsParams, assign_splits, load_split_ids
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.data.sources import SourceSpec
+from logosim.data.splits import SplitItem, SplitsParams, assign_splits, load_split_ids
+from logosim.embed.pca import Descriptors, PCAParams, descriptor_health, fit_pca
+from logosim.search.evaluate import source_groups
+from logosim.search.metrics import leave_one_out
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "logo_bench_dev.parquet"
 RESULTS = Path(__file__).resolve().parent / "results" / "small_collections.json"

@@ -13,9 +13,9 @@ import resource
 import time
 from pathlib import Path
 
-from logosim.chunks import plan_chunks
-from logosim.sources import open_source
-from logosim.stats import ImageStats, StatsParams, records_stats
+from logosim.data.chunks import plan_chunks
+from logosim.data.sources import open_source
+from logosim.data.stats import ImageStats, StatsParams, records_stats
 
 DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 

@@ -18,16 +18,17 @@ import time
 from functools import partial
 from pathlib import Path
 
-from logosim.embed import Embedder, EmbedParams
-from logosim.masking import MaskFlag, MaskParams
-from logosim.masks import ImageMask, masked_prepare, write_mask_chunk
-from logosim.metrics import leave_one_out
-from logosim.ocr_pool import Failure, OcrPool
-from logosim.pca import l2_normalize
-from logosim.preprocess import OcrItem, PreprocessParams, analyse_image
-from logosim.records import LogoRecord
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore
+from logosim.core.records import LogoRecord
+from logosim.core.store import ArtifactStore
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.embedder import Embedder
+from logosim.embed.params import EmbedParams
+from logosim.embed.pca import l2_normalize
+from logosim.preprocess.mask_store import ImageMask, masked_prepare, write_mask_chunk
+from logosim.preprocess.ocr_pool import Failure, OcrPool
+from logosim.preprocess.stage import OcrItem, PreprocessParams, analyse_image
+from logosim.preprocess.text_mask import MaskFlag, MaskParams
+from logosim.search.metrics import leave_one_out
 
 DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 RESULTS = Path(__file__).parent / "results" / "text_mask.json"

@@ -22,16 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from logosim.embed import Embedder, EmbedParams
-from logosim.metrics import leave_one_out
-from logosim.models import load_backbone
-from logosim.pca import PCAParams, fit_pca, l2_normalize
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.embedder import Embedder
+from logosim.embed.models import load_backbone
+from logosim.embed.params import EmbedParams
+from logosim.embed.pca import PCAParams, fit_pca, l2_normalize
+from logosim.search.metrics import leave_one_out
 from logosim.train.augment import LogoAugment
 from logosim.train.data import PairBatches, load_images
-from logosim.train.loop import TrainParams, resolve_precision, train
+from logosim.train.loop import resolve_precision, train
 from logosim.train.moco import MoCo
+from logosim.train.params import TrainParams
 
 RESULTS = Path(__file__).parent / "results" / "train.json"
 

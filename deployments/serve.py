@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
+import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,8 +19,9 @@ from loguru import logger
 from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from pydantic import BaseModel, ValidationError
 
-import flows  # noqa: F401  (Prefect defaults before Prefect is imported)
+import flows  # noqa: F401  (Prefect's env defaults: tasks/_defaults.py)
 
 # Flow name → "module:function". The same list as deployments/prefect.yaml (a test checks).
 FLOWS: dict[str, str] = {
@@ -54,6 +57,28 @@ def load_flow(name: str) -> Flow | None:
     return getattr(module, attr)
 
 
+def form_defaults(flow: Flow) -> dict[str, Any]:
+    """Each settings parameter (``params: BuildParams | None = None``) set to its default
+    instance, so the UI's *Custom run* form opens on the fields, not on "None"."""
+    defaults = {}
+    hints = typing.get_type_hints(flow.fn)
+    for name, parameter in inspect.signature(flow.fn).parameters.items():
+        if parameter.default is not None:
+            continue
+        models = [a for a in typing.get_args(hints.get(name)) if _is_model(a)]
+        if len(models) != 1:
+            continue
+        try:
+            defaults[name] = models[0]().model_dump(mode="json")
+        except ValidationError:  # not settings but a value with no default (PrepareSpec)
+            continue
+    return defaults
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def build_deployments(
     names: Iterable[str] | None = None,
     *,
@@ -75,14 +100,16 @@ def build_deployments(
                     name="nightly",
                     schedule=Cron(reindex_cron, timezone=REINDEX_TIMEZONE),
                     paused=not schedule_active,
-                    parameters=reindex_parameters or REINDEX_PARAMETERS,
+                    parameters=form_defaults(flow) | (reindex_parameters or REINDEX_PARAMETERS),
                     tags=TAGS,
                     description="Nightly: embed new/changed images, drop deleted ones, "
                     "update the index in place. Edit source/store in the UI.",
                 )
             )
             continue
-        deployments.append(flow.to_deployment(name="default", tags=TAGS))
+        deployments.append(
+            flow.to_deployment(name="default", tags=TAGS, parameters=form_defaults(flow))
+        )
     return deployments
 
 

@@ -8,8 +8,8 @@ from loguru import logger
 from prefect import Task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from logosim.chunks import ChunkJob
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob
 from tasks._prefect import for_store
 
 

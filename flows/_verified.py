@@ -7,7 +7,7 @@ from typing import Any
 from loguru import logger
 from prefect import Task
 
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
 from tasks._prefect import for_store
 
 

@@ -19,14 +19,14 @@ from flows.pca import pca_flow
 from flows.preprocess import embed_prepare, preprocess_flow
 from flows.splits import splits_flow
 from flows.stats import stats_flow
-from logosim.embed import EmbedParams, PrepareSpec
-from logosim.index import IndexParams
-from logosim.pca import PCAParams, describe_health
-from logosim.preprocess import PreprocessParams
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.store import Manifest
-from logosim.store_lock import store_lock
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.core.store_lock import store_lock
+from logosim.data.sources import SourceSpec
+from logosim.embed.params import EmbedParams, PrepareSpec
+from logosim.embed.pca import PCAParams, describe_health
+from logosim.index.params import IndexParams
+from logosim.preprocess.stage import PreprocessParams
 
 
 class BuildParams(BaseModel):

@@ -23,7 +23,7 @@ register_all(app)
 
 def main() -> None:
     if os.environ.get("LOGOSIM_LIFELINE", "1") != "0":
-        from logosim.lifeline import start_lifeline
+        from logosim.core.lifeline import start_lifeline
 
         start_lifeline()  # the temporary Prefect server and worker pools die with us
     app()

@@ -7,19 +7,17 @@ consecutive chunks. With ``LOGOSIM_TASK_RUNNER=dask`` chunks fan out to worker p
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows._chunks import run_chunk_tasks
 from flows.runner import chunk_task_runner, get_runner_settings
-from logosim.chunks import ChunkJob, plan_chunks
-from logosim.embed import STAGE, EmbedParams, PrepareSpec
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec, open_source
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.chunks import ChunkJob, plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.params import STAGE, EmbedParams, PrepareSpec
 from tasks.embed import embed_chunk_task
 
 
@@ -88,13 +86,3 @@ def _publish_summary(manifests: list[Manifest]) -> None:
     ]
     if rows:
         create_table_artifact(rows, key="embed-chunks", description="Embedding chunks")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the embed flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    args = parser.parse_args()
-    for manifest in embed_flow(SourceSpec(path=args.source), args.store, None, args.chunk_size):
-        print(manifest.path, manifest.rows)

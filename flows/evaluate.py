@@ -3,17 +3,14 @@ groups, then measure leave-one-out retrieval quality of its stored vectors."""
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows._verified import run_verified
 from flows.build import BuildParams, build_flow
-from logosim.evaluate import PAIRS_FILE, TEST_METRICS_FILE
-from logosim.index import describe_dba
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.index.params import describe_dba
+from logosim.search.evaluate import PAIRS_FILE, TEST_METRICS_FILE
 from tasks.evaluate import evaluate_task
 
 
@@ -47,13 +44,3 @@ def evaluate_flow(params: BuildParams | None = None) -> dict:
     )
     print(f"metrics: {store.path(manifest.path)}")
     return metrics | ({"test_split": test_metrics} if test_metrics else {})
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the evaluate flow.")
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--group-column", default="group")
-    parser.add_argument("--store", default=None)
-    args = parser.parse_args()
-    spec = SourceSpec(path=args.source, group_column=args.group_column)
-    print(evaluate_flow(BuildParams(source=spec, store=args.store)))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from logosim.export import ExportParams
-from logosim.settings import get_settings
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.embed.export import ExportParams
 from tasks.export import export_embedding_model
 
 
@@ -30,11 +28,3 @@ def export_flow(store: str | None = None, params: ExportParams | None = None) ->
         description="ONNX export report",
     )
     return model
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the export flow.")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    args = parser.parse_args()
-    print(export_flow(args.store, ExportParams(precision=args.precision)))

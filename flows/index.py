@@ -6,8 +6,8 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows._verified import run_verified
-from logosim.index import IndexParams, describe_dba
-from logosim.store import Manifest
+from logosim.core.store import Manifest
+from logosim.index.params import IndexParams, describe_dba
 from tasks.index import build_index_task
 
 

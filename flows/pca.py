@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._verified import run_verified
-from logosim.pca import PCAParams
-from logosim.splits import SPLITS_FILE
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.splits import SPLITS_FILE
+from logosim.embed.pca import PCAParams
 from tasks.pca import fit_pca_task
 
 

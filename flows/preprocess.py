@@ -4,21 +4,19 @@
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows._chunks import run_chunk_tasks
 from flows.runner import chunk_task_runner
-from logosim.chunks import plan_chunks
-from logosim.embed import PrepareSpec
-from logosim.masks import prepare_spec
-from logosim.ocr import tesseract_available
-from logosim.preprocess import STAGE, PreprocessParams, preprocess_job, warn_tesseract_missing
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec, open_source
-from logosim.store import Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.chunks import plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.params import PrepareSpec
+from logosim.preprocess.mask_store import prepare_spec
+from logosim.preprocess.ocr import tesseract_available
+from logosim.preprocess.stage import STAGE, PreprocessParams, preprocess_job, warn_tesseract_missing
 from tasks.preprocess import collect_preprocess_errors_task, preprocess_chunk_task
 
 
@@ -61,15 +59,3 @@ def _publish_summary(manifests: list[Manifest]) -> None:
     ]
     if rows:
         create_table_artifact(rows, key="preprocess-chunks", description="Text masks per chunk")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the preprocess flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    args = parser.parse_args()
-    for manifest in preprocess_flow(
-        SourceSpec(path=args.source), args.store, None, args.chunk_size
-    ):
-        print(manifest.path, manifest.rows, manifest.meta.get("flags"))

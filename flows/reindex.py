@@ -7,7 +7,6 @@ fingerprint table is committed last, so a run that fails midway is simply redone
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from prefect import flow
@@ -16,12 +15,12 @@ from pydantic import BaseModel
 
 from flows.embed import embed_flow
 from flows.hooks import report_failure
-from logosim.embed import EmbedParams, PrepareSpec
-from logosim.reindex import index_manifest
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore, Manifest
-from logosim.store_lock import store_lock
+from logosim.core.settings import get_settings
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.core.store_lock import store_lock
+from logosim.data.sources import SourceSpec
+from logosim.embed.params import EmbedParams, PrepareSpec
+from logosim.index.reindex import index_manifest
 from tasks.reindex import (
     add_to_index_task,
     commit_fingerprints_task,
@@ -101,12 +100,3 @@ def _publish_summary(source: SourceSpec, result: ReindexResult, seeded: bool) ->
         lines.append("- fingerprint table seeded from the index (first reindex after a build)")
     create_markdown_artifact("\n".join(lines), key="reindex-summary", description="Reindex")
     print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the reindex flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    args = parser.parse_args()
-    print(reindex_flow(SourceSpec(path=args.source), args.store, args.chunk_size))

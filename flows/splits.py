@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from loguru import logger
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel
 
 from flows._chunks import run_chunk_tasks
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.splits import SplitsParams, pair_manifests, splits_job
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.settings import get_settings
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec
+from logosim.data.splits import SplitsParams, pair_manifests, splits_job
 from tasks._prefect import for_store
 from tasks.splits import make_splits
 
@@ -87,14 +85,3 @@ def _publish_artifacts(summary: SplitsSummary) -> None:
         key="splits-report",
         description="Splits",
     )
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the splits flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--group-column", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    spec = SourceSpec(path=args.source, group_column=args.group_column)
-    print(splits_flow(spec, args.store, SplitsParams(seed=args.seed)))

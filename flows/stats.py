@@ -6,7 +6,6 @@ keyed on the chunk's content digest and the stats version, persisted in the stor
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from prefect import flow
@@ -14,10 +13,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._chunks import run_chunk_tasks
-from logosim.chunks import plan_chunks
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec, open_source
-from logosim.stats import StatsParams, StatsSummary, stats_job
+from logosim.core.settings import get_settings
+from logosim.data.chunks import plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.data.stats import StatsParams, StatsSummary, stats_job
 from tasks.stats import publish_stats, stats_chunk
 
 # A few chunks at a time (decoding releases the GIL): checkpoints then finish one after the
@@ -78,14 +77,3 @@ def _publish_artifacts(summary: StatsSummary, report: dict) -> None:
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}"
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the stats flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--checkpoint-every", type=int, default=None)
-    args = parser.parse_args()
-    print(
-        stats_flow(SourceSpec(path=args.source), args.store, default_params(args.checkpoint_every))
-    )

@@ -7,15 +7,13 @@ or re-embed with ``EmbedParams(weights=<store>/train/best.pt)``.
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from logosim.settings import get_settings
-from logosim.sources import SourceSpec
-from logosim.store import Manifest
-from logosim.train.loop import TrainParams
+from logosim.core.settings import get_settings
+from logosim.core.store import Manifest
+from logosim.data.sources import SourceSpec
+from logosim.train.params import TrainParams
 from tasks.train import fine_tune
 
 
@@ -39,14 +37,3 @@ def train_flow(
         description="Fine-tuning result",
     )
     return model
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the train flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--max-steps", type=int, default=None)
-    args = parser.parse_args()
-    print(
-        train_flow(SourceSpec(path=args.source), args.store, TrainParams(max_steps=args.max_steps))
-    )

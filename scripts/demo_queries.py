@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
-from logosim.decode import decode_image
+from logosim.data.decode import decode_image
 from logosim.demo import DEMO_PARQUET
 
 

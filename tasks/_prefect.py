@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,12 @@ from loguru import logger
 from prefect import Task, task
 from prefect.context import TaskRunContext
 
-from logosim.chunks import ChunkJob
+from logosim.data.chunks import ChunkJob
 from tasks._storage import result_storage
 
 # Library logs (loguru) reach Prefect's run logs through the stdlib "logosim" logger, which
-# Prefect attaches its API handler to when listed in PREFECT_LOGGING_EXTRA_LOGGERS.
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "logosim")
+# Prefect attaches its API handler to when listed in PREFECT_LOGGING_EXTRA_LOGGERS
+# (tasks/_defaults.py).
 _stdlib = logging.getLogger("logosim")
 _stdlib.setLevel(logging.INFO)
 _BRIDGE_INSTALLED = False

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from logosim.chunks import ChunkJob
-from logosim.embed import EmbedParams, embed_chunk
-from logosim.runtime import resolve_device
-from logosim.store import Manifest
+from logosim.core.store import Manifest
+from logosim.data.chunks import ChunkJob
+from logosim.embed.params import EmbedParams
+from logosim.embed.runner import embed_chunk
+from logosim.embed.runtime import resolve_device
 from tasks._gpu import gpu_slot
 from tasks._prefect import chunk_task
 

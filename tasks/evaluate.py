@@ -13,11 +13,11 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from logosim.chunks import stable_digest
-from logosim.evaluate import EVAL_VERSION, evaluate_build, source_groups
-from logosim.sources import SourceSpec
-from logosim.splits import SPLITS_FILE, pairs_file
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec
+from logosim.data.splits import SPLITS_FILE, pairs_file
+from logosim.search.evaluate import EVAL_VERSION, evaluate_build, source_groups
 from tasks._prefect import transient_io
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from logosim.export import ExportParams, export_model
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.embed.export import ExportParams, export_model
 
 
 # Not cached: it reads whatever weights and PCA are in the store now, and takes a minute.

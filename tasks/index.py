@@ -7,10 +7,11 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from logosim.chunks import stable_digest
-from logosim.embed import RUN_SETTINGS
-from logosim.index import INDEX_VERSION, IndexParams, build_index
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.embed.params import RUN_SETTINGS
+from logosim.index.build import build_index
+from logosim.index.params import INDEX_VERSION, IndexParams
 from tasks._prefect import transient_io
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from logosim.chunks import stable_digest
-from logosim.pca import PCA_VERSION, PCAParams, fit_and_save_pca
-from logosim.splits import load_split_ids
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.digest import stable_digest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.splits import load_split_ids
+from logosim.embed.pca import PCA_VERSION, PCAParams, fit_and_save_pca
 from tasks._prefect import transient_io
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import task
 
-from logosim.chunks import ChunkJob
-from logosim.preprocess import collect_preprocess_errors, preprocess_chunk
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob
+from logosim.preprocess.stage import collect_preprocess_errors, preprocess_chunk
 from tasks._prefect import chunk_task, transient_io
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from prefect import task
 
-from logosim.index import add_to_index, remove_from_index
-from logosim.reindex import ReindexPlan, commit_fingerprints, plan_reindex, write_delta_source
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec, open_source
+from logosim.index.add import add_to_index, remove_from_index
+from logosim.index.reindex import ReindexPlan, commit_fingerprints, plan_reindex, write_delta_source
 from tasks._prefect import transient_io
 
 

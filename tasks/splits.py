@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from logosim.chunks import ChunkJob
-from logosim.splits import compute_splits
-from logosim.store import Manifest
+from logosim.core.store import Manifest
+from logosim.data.chunks import ChunkJob
+from logosim.data.splits import compute_splits
 from tasks._prefect import chunk_task
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from prefect import task
 
-from logosim.chunks import ChunkJob
-from logosim.sources import SourceSpec
-from logosim.stats import StatsSummary, compute_chunk_stats, finish_stats
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob
+from logosim.data.sources import SourceSpec
+from logosim.data.stats import StatsSummary, compute_chunk_stats, finish_stats
+from logosim.report.plots import write_histograms
 from tasks._prefect import chunk_task, transient_io
 
 
@@ -22,4 +23,4 @@ def stats_chunk(job: ChunkJob) -> Manifest:
 def publish_stats(
     store: str, source: SourceSpec, chunks: list[Manifest]
 ) -> tuple[StatsSummary, dict]:
-    return finish_stats(ArtifactStore(store), source, chunks)
+    return finish_stats(ArtifactStore(store), source, chunks, write_histograms)

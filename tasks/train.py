@@ -10,10 +10,11 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from logosim.runtime import resolve_device
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore, Manifest
-from logosim.train.loop import TrainParams, train
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec
+from logosim.embed.runtime import resolve_device
+from logosim.train.loop import train
+from logosim.train.params import TrainParams
 from tasks._gpu import gpu_slot
 from tasks._prefect import transient_io
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "logosim")
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-
 import pytest
+
+import tasks._defaults  # noqa: F401  (Prefect's env defaults, before Prefect is imported)
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +18,24 @@ def prefect_server():
 
 @pytest.fixture
 def store(tmp_path):
-    from logosim.store import ArtifactStore
+    from logosim.core.store import ArtifactStore
 
     return ArtifactStore(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def demo_subset(tmp_path_factory):
+    """``demo_subset(grouped, others)``: a parquet of the first ``grouped`` demo logos with a
+    group and ``others`` distractors, written once per session."""
+    from helpers import write_demo_subset
+
+    folder = tmp_path_factory.mktemp("demo")
+    made = {}
+
+    def make(grouped: int, others: int):
+        if (grouped, others) not in made:
+            path = folder / f"demo-{grouped}-{others}.parquet"
+            made[grouped, others] = write_demo_subset(path, grouped, others)
+        return made[grouped, others]
+
+    return make

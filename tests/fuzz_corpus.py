@@ -8,9 +8,8 @@ import random
 import struct
 import zlib
 
+from image_corpus import bomb_png, encode, logo
 from PIL import Image, PngImagePlugin
-
-from tests.image_corpus import bomb_png, encode, logo
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -6,29 +6,14 @@ import asyncio
 import re
 from datetime import UTC, datetime
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from logosim.decode import decode_image
-from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.search import Searcher
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
-
-
-@pytest.fixture(scope="module")
-def demo_subset(tmp_path_factory):
-    """100 grouped logos (so every split has groups) + 50 distractors."""
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    part = table.filter(grouped).slice(0, 100)
-    rest = table.filter(pc.invert(grouped)).slice(0, 50)
-    path = tmp_path_factory.mktemp("demo") / "demo150.parquet"
-    pq.write_table(pa.concat_tables([part, rest]), path)
-    return path
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec
+from logosim.index.logo_index import LogoIndex
+from logosim.search.searcher import Searcher
 
 
 def task_runs_since(started: datetime) -> list:
@@ -48,13 +33,15 @@ def states(runs) -> dict[str, str]:
     return {r.name: r.state.name for r in runs if not re.fullmatch(r"[a-z]+-\d+", r.name)}
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
+    source = demo_subset(100, 50)
     from flows.build import BuildParams, build_flow
-    from logosim.index import IndexParams
-    from logosim.pca import PCAParams
+    from logosim.embed.pca import PCAParams
+    from logosim.index.params import IndexParams
 
     params = BuildParams(
-        source=SourceSpec(path=str(demo_subset)),
+        source=SourceSpec(path=str(source)),
         store=str(tmp_path / "store"),
         chunk_size=50,
         pca=PCAParams(dims=32),
@@ -69,7 +56,7 @@ def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     assert len(index) == 150 and index.kind == "exact"
 
     # a demo image finds itself first
-    row = pq.read_table(demo_subset).slice(7, 1).to_pylist()[0]
+    row = pq.read_table(source).slice(7, 1).to_pylist()[0]
     hits = Searcher(store).search_images([decode_image(row["image"])])[0]
     assert hits[0].id == row["id"] and hits[0].rank == 1
     assert hits[0].score == pytest.approx(1.0, abs=1e-3)

@@ -31,12 +31,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from processes import REPO, prefect_server
 
+from logosim.core.store import ArtifactStore
+from logosim.core.verify import verify_store
 from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.store import ArtifactStore
-from logosim.verify import verify_store
-from tests.processes import REPO, prefect_server
+from logosim.index.logo_index import LogoIndex
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 

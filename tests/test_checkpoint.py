@@ -16,7 +16,7 @@ import pytest
 import torch
 from loguru import logger
 
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
 from logosim.train.checkpoint import (
     checkpoint_path,
     list_checkpoints,
@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # A tiny but real run: pretrained Lite0 at 64 px, 16 demo logos, 2 epochs of 4 steps.
 RUN = """
 import json, sys
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
-from logosim.train.loop import TrainParams, train
+from logosim.data.sources import SourceSpec
+from logosim.core.store import ArtifactStore
+from logosim.train.params import TrainParams
+from logosim.train.loop import train
 params = TrainParams.model_validate_json(sys.argv[2])
 result = train(SourceSpec(), ArtifactStore(sys.argv[1]), params)
 print(json.dumps({"status": result.status, "step": result.step, "resumed": result.resumed_from}))

@@ -10,15 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from flows.runner import RunnerSettings, chunk_task_runner, result_storage
-from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.index.logo_index import LogoIndex
 
 pytest.importorskip("prefect_dask")
 REPO = Path(__file__).resolve().parents[1]
@@ -55,15 +51,8 @@ def test_result_storage_is_the_store_or_a_shared_url(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo40(tmp_path_factory) -> Path:
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    subset = pa.concat_tables(
-        [table.filter(grouped).slice(0, 30), table.filter(pc.invert(grouped)).slice(0, 10)]
-    )
-    path = tmp_path_factory.mktemp("demo") / "demo40.parquet"
-    pq.write_table(subset, path)
-    return path
+def demo40(demo_subset) -> Path:
+    return demo_subset(30, 10)
 
 
 def _embeddings(store: ArtifactStore, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +68,7 @@ def _index_vectors(store: ArtifactStore) -> tuple[list[str], np.ndarray]:
     return ids, np.stack([loaded.index.reconstruct(slot) for slot in range(len(ids))])
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_on_a_2_worker_local_cluster_matches_the_thread_runner(
     prefect_server, demo40, tmp_path
 ):
@@ -103,6 +93,7 @@ def test_build_on_a_2_worker_local_cluster_matches_the_thread_runner(
     env = {
         **os.environ,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PYTHONPATH": str(REPO),  # this checkout's code, whatever the venv has installed
         "LOGOSIM_TASK_RUNNER": "dask",
         "LOGOSIM_DASK_WORKERS": "2",
         "LOGOSIM_DASK_THREADS_PER_WORKER": "1",

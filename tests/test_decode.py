@@ -7,7 +7,7 @@ import pytest
 from image_corpus import bad_files, encode, good_files, logo
 from PIL import Image
 
-from logosim.decode import (
+from logosim.data.decode import (
     DecompressionBombError,
     EmptyImageError,
     FileTooLargeError,

@@ -95,3 +95,22 @@ def test_prefect_deploy_registers_every_deployment_on_a_process_pool(prefect_ser
         nightly = client.read_deployment_by_name("reindex/nightly")
     assert "build/default" in names and "embed/default" in names
     assert nightly.schedules and nightly.schedules[0].schedule.cron == REINDEX_CRON
+
+
+def test_custom_run_forms_open_on_the_settings_not_on_none():
+    """A settings parameter (``params: BuildParams | None = None``) gets a value in both
+    routes, so the UI's Custom run form shows its fields (checked in a browser: issue 11)."""
+    from deployments.serve import form_defaults
+
+    by_entrypoint = {d["entrypoint"]: d for d in _yaml_deployments()}
+    for name, target in FLOWS.items():
+        flow = load_flow(name)
+        defaults = form_defaults(flow)
+        if name == "build":
+            assert defaults["params"]["source"]["path"] == "demo"
+        module, attr = target.split(":")
+        declared = by_entrypoint[f"{module.replace('.', '/')}.py:{attr}"].get("parameters", {})
+        assert set(defaults) <= set(declared), name
+    served = {d.flow_name: d for d in build_deployments(["build", "embed"])}
+    assert served["build"].parameters == form_defaults(load_flow("build"))
+    assert set(served["embed"].parameters) == {"source", "params"}

@@ -15,12 +15,13 @@ import os
 import numpy as np
 import pytest
 
-from logosim.errors import ImageError, collect_errors, write_chunk_errors
-from logosim.index import IndexParams, build_index
-from logosim.pca import PCAParams, fit_and_save_pca
-from logosim.store import ArtifactStore, DiskSpaceError
+from logosim.core.failures import ImageFailure, collect_errors, write_chunk_errors
+from logosim.core.store import ArtifactStore, DiskSpaceError
+from logosim.core.verify import verify_store
+from logosim.embed.pca import PCAParams, fit_and_save_pca
+from logosim.index.build import build_index
+from logosim.index.params import IndexParams
 from logosim.train.checkpoint import save_checkpoint
-from logosim.verify import verify_store
 
 
 def _chunk(store: ArtifactStore, value: float = 1.0):
@@ -38,7 +39,7 @@ def _chunk(store: ArtifactStore, value: float = 1.0):
 
 
 def _errors(store: ArtifactStore):
-    failure = ImageError(id="m1", source="x.png", stage="embed", reason="truncated")
+    failure = ImageFailure(id="m1", source="x.png", stage="embed", reason="truncated")
     write_chunk_errors(store, "embed", "chunk-00000", [failure])
     return collect_errors(store)
 

@@ -12,24 +12,18 @@ import torch
 from PIL import Image
 
 import logosim
-from logosim.chunks import ChunkJob, plan_chunks
-from logosim.embed import (
-    Embedder,
-    EmbedParams,
-    PrepareSpec,
-    embed_chunk,
-    is_out_of_memory,
-    progress_hook,
-)
-from logosim.errors import collect_errors, read_errors
-from logosim.normalize import to_array, to_model_input
-from logosim.records import LogoRecord
-from logosim.runtime import RuntimeUnavailableError, build_runtime
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore
+from logosim.core.failures import collect_errors, read_errors
+from logosim.core.records import LogoRecord
+from logosim.core.store import ArtifactStore
+from logosim.data.chunks import ChunkJob, plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.embedder import Embedder, is_out_of_memory, progress_hook
+from logosim.embed.normalize import to_array, to_model_input
+from logosim.embed.params import EmbedParams, PrepareSpec
+from logosim.embed.runner import embed_chunk
+from logosim.embed.runtime import RuntimeUnavailableError, build_runtime
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
-pytestmark = pytest.mark.skipif(not DEMO.exists(), reason="demo parquet not built yet")
 
 BROKEN_ROWS = {"broken/truncated": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "broken/empty": b""}
 
@@ -202,7 +196,7 @@ def test_cuda_options_fail_clearly_without_cuda(eager):
 
 
 def test_auto_picks_openvino_on_cpu_and_onnx_runtime_without_it(eager, monkeypatch):
-    from logosim import runtime
+    from logosim.embed import runtime
 
     assert runtime.resolve_runtime("auto", "cpu") == "openvino"
     assert build_runtime("auto", "cpu", eager.backbone.module).name == "openvino"

@@ -10,15 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
+from logosim.core.store import ArtifactStore
+from logosim.data.sources import SourceSpec, open_source
 from logosim.demo import DEMO_PARQUET
-from logosim.embed import Embedder, EmbedParams
-from logosim.evaluate import indexed_vectors
-from logosim.export import EXPORT_DIR, ExportError, ExportParams, export_model
-from logosim.models import ModelError, load_backbone
-from logosim.pca import PCA_FILE, Descriptors, PCAParams, fit_pca
-from logosim.search import Searcher, SearchParams
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore
+from logosim.embed.embedder import Embedder
+from logosim.embed.export import EXPORT_DIR, ExportError, ExportParams, export_model
+from logosim.embed.models import ModelError, load_backbone
+from logosim.embed.params import EmbedParams
+from logosim.embed.pca import PCA_FILE, Descriptors, PCAParams, fit_pca
+from logosim.search.evaluate import indexed_vectors
+from logosim.search.searcher import Searcher, SearchParams
 from logosim.train.data import load_images, to_tensor
 
 SIZE = 96

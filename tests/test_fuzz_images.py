@@ -10,11 +10,11 @@ from collections import Counter
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from fuzz_corpus import mutants, named_kinds
 from typer.testing import CliRunner
 
-from logosim.decode import ImageDecodeError, decode_image
+from logosim.data.decode import ImageDecodeError, decode_image
 from logosim.demo import DEMO_PARQUET
-from tests.fuzz_corpus import mutants, named_kinds
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on broken EXIF
 
@@ -71,8 +71,9 @@ def test_every_file_decodes_or_is_refused_with_a_reason_in_time(outcomes):
 
 
 def test_accepted_images_are_embedded_and_ocr_survives(outcomes):
-    from logosim.embed import EmbedParams, cached_embedder
-    from logosim.ocr import OcrParams, detect_words, tesseract_available
+    from logosim.embed.embedder import cached_embedder
+    from logosim.embed.params import EmbedParams
+    from logosim.preprocess.ocr import OcrParams, detect_words, tesseract_available
 
     accepted = [v[3] for v in outcomes.values() if v[1] == "ok"]
     features = cached_embedder(EmbedParams()).embed_images(accepted)
@@ -85,9 +86,11 @@ def test_accepted_images_are_embedded_and_ocr_survives(outcomes):
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     """An index of 16 demo logos, built with the library (no Prefect)."""
-    from logosim.embed import EmbedParams, cached_embedder
-    from logosim.index import IndexParams, build_index
-    from logosim.store import ArtifactStore
+    from logosim.core.store import ArtifactStore
+    from logosim.embed.embedder import cached_embedder
+    from logosim.embed.params import EmbedParams
+    from logosim.index.build import build_index
+    from logosim.index.params import IndexParams
 
     rows = pq.read_table(DEMO_PARQUET).slice(0, 16).to_pylist()
     params = EmbedParams()

@@ -13,7 +13,7 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.hooks import FAILURE_ARTIFACT_KEY, report_failure
-from logosim.faults import FAULT_ENV, InjectedFault, arm_fault, raise_fault_once
+from logosim.core.faults import FAULT_ENV, InjectedFault, arm_fault, raise_fault_once
 from tasks._prefect import transient_io
 
 

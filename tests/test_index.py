@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_embedding_chunks
 
-from logosim.index import (
-    IDS_FILE,
-    IndexError_,
-    IndexParams,
-    LogoIndex,
-    add_to_index,
-    augment_collection,
-    build_index,
-    exact_topk,
-    remove_from_index,
-)
-from logosim.pca import l2_normalize
+from logosim.embed.pca import l2_normalize
+from logosim.index.add import add_to_index, remove_from_index
+from logosim.index.build import build_index
+from logosim.index.dba import augment_collection
+from logosim.index.exact import exact_topk
+from logosim.index.logo_index import LogoIndex
+from logosim.index.params import IDS_FILE, IndexParams, IndexUnavailableError
 from tasks.index import index_cache_key
+
+
+def write_chunks(store, features, size, prefix="id"):
+    return write_embedding_chunks(store, features, size, prefix)
+
 
 PLAIN = IndexParams(dba_neighbours=0)
 
@@ -28,22 +29,6 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return (centres[rng.integers(len(centres), size=n)] + 0.3 * rng.normal(size=(n, dim))).astype(
         np.float32
     )
-
-
-def write_chunks(store, features, size, prefix="id"):
-    out = []
-    for n, start in enumerate(range(0, len(features), size)):
-        part = features[start : start + size]
-        ids = np.array([f"{prefix}{i}" for i in range(start, start + len(part))])
-        out.append(
-            store.write_arrays(
-                f"embeddings/{prefix}-{n}.npz",
-                {"ids": ids, "embeddings": part, "rows": np.arange(len(part))},
-                kind="embeddings",
-                rows=len(part),
-            )
-        )
-    return out
 
 
 def test_exact_index_finds_each_vector_first(store):
@@ -124,7 +109,7 @@ def test_mismatched_id_table_is_refused(store):
     table = store.read_json(store.read_manifest(IDS_FILE))
     table["index"] = "0" * 64
     store.write_json(IDS_FILE, table)
-    with pytest.raises(IndexError_, match="do not match"):
+    with pytest.raises(IndexUnavailableError, match="do not match"):
         LogoIndex.load(store)
 
 
@@ -134,7 +119,7 @@ def test_nothing_to_index_is_a_clear_error(store):
         {"ids": np.array([], dtype=str), "embeddings": np.zeros((0, 8), np.float32)},
         kind="embeddings",
     )
-    with pytest.raises(IndexError_, match="no embeddings"):
+    with pytest.raises(IndexUnavailableError, match="no embeddings"):
         build_index(store, [empty], None, IndexParams())
 
 
@@ -277,7 +262,7 @@ def grouped_source(tmp_path, n: int, groups: list[str]):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from logosim.sources import SourceSpec
+    from logosim.data.sources import SourceSpec
 
     path = tmp_path / "groups.parquet"
     table = pa.table(
@@ -292,8 +277,8 @@ def grouped_source(tmp_path, n: int, groups: list[str]):
 
 
 def test_evaluation_measures_the_stored_vectors_and_its_key_follows_dba(store, tmp_path):
-    from logosim.evaluate import evaluate_build
-    from logosim.metrics import leave_one_out
+    from logosim.search.evaluate import evaluate_build
+    from logosim.search.metrics import leave_one_out
     from tasks.evaluate import evaluate_cache_key
 
     rng = np.random.default_rng(4)

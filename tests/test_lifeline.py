@@ -47,7 +47,7 @@ def test_children_of_a_killed_process_are_ended(tmp_path):
     script = textwrap.dedent(
         """
         import subprocess, sys, time
-        from logosim.lifeline import start_lifeline
+        from logosim.core.lifeline import start_lifeline
         start_lifeline(poll=0.1)
         stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
         subprocess.Popen([sys.executable, "-c", stubborn])

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from logosim.masking import (
-    MaskFlag,
-    MaskParams,
-    apply_mask,
-    boxes_to_mask,
-    classify,
-    inpaint,
-    text_share,
-)
-from logosim.masks import (
+from logosim.core.records import LogoRecord
+from logosim.core.store import CorruptArtifactError
+from logosim.preprocess.mask_store import (
     ImageMask,
     MaskReader,
     decode_rle,
@@ -24,9 +17,16 @@ from logosim.masks import (
     prepare_spec,
     write_mask_chunk,
 )
-from logosim.ocr import WordBox
-from logosim.records import LogoRecord
-from logosim.store import CorruptArtifactError
+from logosim.preprocess.ocr import WordBox
+from logosim.preprocess.text_mask import (
+    MaskFlag,
+    MaskParams,
+    apply_mask,
+    boxes_to_mask,
+    classify,
+    inpaint,
+    text_share,
+)
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from logosim.metrics import METRIC_KEYS, leave_one_out, pair_recall, relevant_ranks
+from logosim.search.metrics import METRIC_KEYS, leave_one_out, pair_recall, relevant_ranks
 
 
 def at_angles(*degrees: float) -> np.ndarray:

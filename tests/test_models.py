@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 import logosim
-from logosim.decode import decode_image
-from logosim.models import (
-    DEFAULT_MODEL,
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.models import (
     GeM,
     ModelError,
     load_backbone,
@@ -20,11 +20,10 @@ from logosim.models import (
     weights_digest,
     wheel_weights_path,
 )
-from logosim.normalize import to_array, to_batch, to_model_input
-from logosim.sources import SourceSpec, open_source
+from logosim.embed.normalize import to_array, to_batch, to_model_input
+from logosim.embed.params import DEFAULT_MODEL
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
-needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="demo parquet not built yet")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,6 @@ def test_backbone_output_is_pooled_features(backbone):
     assert backbone.weights_digest.startswith("sha256:5793442")  # the file's published hash
 
 
-@needs_demo
 def test_real_logos_give_distinct_non_degenerate_embeddings(backbone):
     vectors = embed(backbone, demo_images(24))
     assert vectors.shape == (24, 1280)
@@ -99,7 +97,6 @@ def shifted_variant(image: Image.Image) -> Image.Image:
     return canvas
 
 
-@needs_demo
 def test_variant_of_a_logo_is_nearer_than_other_logos(backbone):
     originals = demo_images(20, start=100)
     variants = [shifted_variant(im) for im in originals]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from logosim.decode import decode_image
-from logosim.ocr import (
+from logosim.data.decode import decode_image
+from logosim.data.sources import open_source
+from logosim.preprocess.ocr import (
     OcrParams,
     TesseractMissingError,
     detect_words,
@@ -15,7 +16,6 @@ from logosim.ocr import (
     should_skip,
     tesseract_available,
 )
-from logosim.sources import open_source
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 pytestmark = pytest.mark.skipif(not tesseract_available(), reason="tesseract not installed")

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_embedding_chunks
 from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.decomposition import PCA
 
-from logosim.pca import Descriptors, PCAParams, describe_health, fit_and_save_pca, l2_normalize
-
-
-def write_chunks(store, features: np.ndarray, size: int, prefix: str = "e"):
-    manifests = []
-    for n, start in enumerate(range(0, len(features), size)):
-        part = features[start : start + size]
-        ids = np.array([f"{prefix}{i}" for i in range(start, start + len(part))])
-        manifests.append(
-            store.write_arrays(
-                f"embeddings/{prefix}-{n}.npz",
-                {"ids": ids, "embeddings": part, "rows": np.arange(start, start + len(part))},
-                kind="embeddings",
-                rows=len(part),
-            )
-        )
-    return manifests
+from logosim.embed.pca import (
+    Descriptors,
+    PCAParams,
+    describe_health,
+    fit_and_save_pca,
+    l2_normalize,
+)
 
 
 def correlated(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -36,7 +27,7 @@ def correlated(n: int, dim: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize(("dims", "whiten"), [(6, False), (16, True)])
 def test_streamed_fit_matches_batch_pca_on_train_rows(store, dims, whiten):
     features = correlated(600, 16)
-    manifests = write_chunks(store, features, size=70)  # several chunks
+    manifests = write_embedding_chunks(store, features, size=70)  # several chunks
     train = {f"e{i}" for i in range(0, 600, 2)}
     params = PCAParams(dims=dims, whiten=whiten, power=1.0, shrinkage=0.0)
     manifest = fit_and_save_pca(store, manifests, params, train)
@@ -56,7 +47,7 @@ def test_streamed_fit_matches_batch_pca_on_train_rows(store, dims, whiten):
 
 def test_auto_shrinkage_is_ledoit_wolf_of_the_train_rows(store):
     features = correlated(90, 24, seed=3)
-    manifests = write_chunks(store, features, size=25)
+    manifests = write_embedding_chunks(store, features, size=25)
     train = {f"e{i}" for i in range(60)}
     manifest = fit_and_save_pca(store, manifests, PCAParams(dims=8, power=1.0), train)
     rows = l2_normalize(features[:60]).astype(np.float64)
@@ -75,7 +66,7 @@ def test_held_out_vectors_keep_their_spread_on_a_small_train_split(store):
     rng = np.random.default_rng(1)
     basis = rng.normal(size=(256, 256)) * (0.98 ** np.arange(256))[:, None]
     features = np.abs(rng.normal(size=(300, 256)) @ basis).astype(np.float32)  # GeM-like
-    manifests = write_chunks(store, features, size=100)
+    manifests = write_embedding_chunks(store, features, size=100)
     train = {f"e{i}" for i in range(0, 300, 3)}  # 100 train rows, 200 held out
     before = fit_and_save_pca(store, manifests, PCAParams(shrinkage=0.0, max_dims_share=1.0), train)
     assert before.meta["health"]["degenerate"]
@@ -91,7 +82,7 @@ def test_held_out_vectors_keep_their_spread_on_a_small_train_split(store):
 
 def test_whitening_power_zero_is_plain_projection(store):
     features = correlated(200, 16)
-    manifests = write_chunks(store, features, size=200)
+    manifests = write_embedding_chunks(store, features, size=200)
     manifest = fit_and_save_pca(store, manifests, PCAParams(dims=4, whiten_power=0.0), None)
     scale = store.read_arrays(manifest)["scale"]
     np.testing.assert_allclose(scale, 1.0)
@@ -99,10 +90,12 @@ def test_whitening_power_zero_is_plain_projection(store):
 
 def test_dims_capped_by_features_and_train_size_and_disabled_pca(store):
     features = correlated(40, 16)
-    manifests = write_chunks(store, features, size=15)
+    manifests = write_embedding_chunks(store, features, size=15)
     manifest = fit_and_save_pca(store, manifests, PCAParams(dims=512), None)
     assert manifest.meta["dims"] == 16  # min(dims, features, rows / 2)
-    small = fit_and_save_pca(store, write_chunks(store, features[:20], 15, "s"), PCAParams(), None)
+    small = fit_and_save_pca(
+        store, write_embedding_chunks(store, features[:20], 15, "s"), PCAParams(), None
+    )
     assert small.meta["dims"] == 10  # half the 20 train rows
     off = fit_and_save_pca(store, manifests, PCAParams(enabled=False), None)
     assert off.rows == 0
@@ -111,19 +104,19 @@ def test_dims_capped_by_features_and_train_size_and_disabled_pca(store):
 
 
 def test_empty_train_split_is_a_clear_error(store):
-    manifests = write_chunks(store, correlated(20, 8), size=10)
+    manifests = write_embedding_chunks(store, correlated(20, 8), size=10)
     with pytest.raises(ValueError, match="train"):
         fit_and_save_pca(store, manifests, PCAParams(dims=4), {"nobody"})
 
 
 def test_signed_power_is_applied_before_the_fit_and_at_transform(store):
     features = correlated(300, 12) - 5  # both signs
-    manifests = write_chunks(store, features, size=100)
+    manifests = write_embedding_chunks(store, features, size=100)
     sqrt = fit_and_save_pca(store, manifests, PCAParams(dims=6, power=0.5), None)
     out = Descriptors.load(store, sqrt)(features[:20])
     rooted = np.sign(features) * np.sqrt(np.abs(features))
     plain = fit_and_save_pca(
-        store, write_chunks(store, rooted, 100, "r"), PCAParams(dims=6, power=1.0), None
+        store, write_embedding_chunks(store, rooted, 100, "r"), PCAParams(dims=6, power=1.0), None
     )
     expected = Descriptors.load(store, plain)(rooted[:20])
     np.testing.assert_allclose(out @ out.T, expected @ expected.T, atol=1e-4)

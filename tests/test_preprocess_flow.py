@@ -9,21 +9,24 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytesseract
 import pytest
 from loguru import logger
 from PIL import Image, ImageDraw, ImageFont
 
-from logosim import preprocess as preprocess_module
-from logosim.chunks import plan_chunks
-from logosim.masking import MaskFlag
-from logosim.masks import MaskReader, masked_prepare
-from logosim.ocr import OcrParams
-from logosim.ocr_pool import Failure, OcrPool
-from logosim.preprocess import PreprocessParams, preprocess_chunk, preprocess_job
-from logosim.records import LogoRecord
-from logosim.sources import SourceSpec, open_source
+from logosim.core.records import LogoRecord
+from logosim.data.chunks import plan_chunks
+from logosim.data.sources import SourceSpec, open_source
+from logosim.preprocess import stage as preprocess_module
+from logosim.preprocess.mask_store import MaskReader, masked_prepare
+from logosim.preprocess.ocr import OcrParams
+from logosim.preprocess.ocr_pool import Failure, OcrPool
+from logosim.preprocess.stage import PreprocessParams, preprocess_chunk, preprocess_job
+from logosim.preprocess.text_mask import MaskFlag
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 EVERY_IMAGE = OcrParams(prefilter=False)  # Tesseract on every image, whatever it looks like
@@ -170,10 +173,10 @@ def test_sigterm_leaves_no_half_written_file_and_a_rerun_completes(tmp_path, log
         textwrap.dedent(
             f"""
             import sys, pytesseract
-            from logosim.chunks import plan_chunks
-            from logosim.ocr import OcrParams
-            from logosim.preprocess import PreprocessParams, preprocess_chunk, preprocess_job
-            from logosim.sources import SourceSpec, open_source
+            from logosim.data.chunks import plan_chunks
+            from logosim.preprocess.ocr import OcrParams
+            from logosim.preprocess.stage import PreprocessParams, preprocess_chunk, preprocess_job
+            from logosim.data.sources import SourceSpec, open_source
 
             if __name__ == "__main__":
                 if sys.argv[1] == "slow":
@@ -186,14 +189,17 @@ def test_sigterm_leaves_no_half_written_file_and_a_rerun_completes(tmp_path, log
             """
         )
     )
-    slow = subprocess.Popen([sys.executable, str(script), "slow"], stdout=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's code, not an installed one
+    slow = subprocess.Popen([sys.executable, str(script), "slow"], stdout=subprocess.PIPE, env=env)
     time.sleep(6)  # workers started and blocked in the fake Tesseract
     slow.send_signal(signal.SIGTERM)
     slow.wait(timeout=60)
     assert slow.returncode != 0
     leftovers = [p for p in store_root.rglob("*") if p.is_file()] if store_root.exists() else []
     assert leftovers == []  # nothing half-written, no temporary files
-    done = subprocess.run([sys.executable, str(script), "real"], capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "real"], capture_output=True, timeout=120, env=env
+    )
     assert done.returncode == 0 and b"done" in done.stdout
     assert len(list((store_root / "masks").glob("*.npz"))) == 1
 

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import demo_rows
 
-from logosim.decode import decode_image
-from logosim.demo import DEMO_PARQUET
-from logosim.index import LogoIndex
-from logosim.reindex import live_ids
-from logosim.search import Searcher
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec
+from logosim.index.logo_index import LogoIndex
+from logosim.index.reindex import live_ids
+from logosim.search.searcher import Searcher
 
 
 @pytest.fixture(scope="module")
 def demo_tables():
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    base = pa.concat_tables(
-        [table.filter(grouped).slice(0, 24), table.filter(pc.invert(grouped)).slice(0, 8)]
-    )
-    extra = table.filter(pc.invert(grouped)).slice(8, 7)
-    return base, extra
+    return demo_rows(24, 8), demo_rows(0, 7, skip_others=8)
 
 
 def test_reindex_adds_changed_and_new_and_drops_deleted(prefect_server, demo_tables, tmp_path):
@@ -83,7 +76,7 @@ def test_reindex_adds_changed_and_new_and_drops_deleted(prefect_server, demo_tab
 
 def test_reindex_without_an_index_says_to_build_first(prefect_server, tmp_path):
     from flows.reindex import reindex_flow
-    from logosim.index import IndexError_
+    from logosim.index.params import IndexUnavailableError
 
-    with pytest.raises(IndexError_, match="run the build flow"):
+    with pytest.raises(IndexUnavailableError, match="run the build flow"):
         reindex_flow(SourceSpec(path="demo"), str(tmp_path / "empty"))

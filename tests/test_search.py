@@ -11,20 +11,23 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from logosim.decode import decode_image
+from logosim.core.store import ArtifactStore
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec
 from logosim.demo import DEMO_PARQUET
-from logosim.index import IndexParams, build_index, remove_from_index
-from logosim.pca import PCAParams, fit_and_save_pca
-from logosim.rerank import RerankParams, rerank
-from logosim.search import Searcher, SearchParams
-from logosim.sources import SourceSpec
-from logosim.store import ArtifactStore
+from logosim.embed.pca import PCAParams, fit_and_save_pca
+from logosim.index.add import remove_from_index
+from logosim.index.build import build_index
+from logosim.index.params import IndexParams
+from logosim.search.rerank import RerankParams, rerank
+from logosim.search.searcher import Searcher, SearchParams
 
 
 @pytest.fixture(scope="module")
 def demo24(tmp_path_factory):
     """24 demo logos and their features from the pretrained backbone."""
-    from logosim.embed import EmbedParams, cached_embedder
+    from logosim.embed.embedder import cached_embedder
+    from logosim.embed.params import EmbedParams
 
     root = tmp_path_factory.mktemp("search")
     table = pq.read_table(DEMO_PARQUET).slice(0, 24)

@@ -15,29 +15,18 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
+from processes import prefect_server, start, stop, wait_for
 
-from logosim.demo import DEMO_PARQUET
-from logosim.faults import FAULT_ENV, arm_fault
-from tests.processes import prefect_server, start, stop, wait_for
+from logosim.core.faults import FAULT_ENV, arm_fault
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def demo60(tmp_path_factory) -> Path:
+def demo60(demo_subset) -> Path:
     """40 grouped demo logos (so splits has pairs) + 20 distractors."""
-    table = pq.read_table(DEMO_PARQUET)
-    grouped = pc.not_equal(table["group"], "")
-    subset = pa.concat_tables(
-        [table.filter(grouped).slice(0, 40), table.filter(pc.invert(grouped)).slice(0, 20)]
-    )
-    path = tmp_path_factory.mktemp("demo") / "demo60.parquet"
-    pq.write_table(subset, path)
-    return path
+    return demo_subset(40, 20)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +80,7 @@ def _chunk_runs(runs: list) -> dict[str, object]:
     return {r.name: r for r in runs if "-chunk-" in r.name}
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_deployment_runs_retries_and_caches(served, demo60, tmp_path):
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from logosim.decode import decode_image
+from logosim.data.decode import decode_image
+from logosim.data.sources import SourceSpec, open_source
 from logosim.demo import DEMO_PARQUET
-from logosim.search import Searcher, SearchParams
-from logosim.sources import SourceSpec, open_source
+from logosim.search.searcher import Searcher, SearchParams
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +100,8 @@ def test_outside_queries_and_reindexed_marks_find_their_partner(prefect_server, 
     assert recall10 >= 0.4
     assert np.median(top_scores) < 0.95  # no collapse: outside queries are not all alike
 
-    from logosim.pca import PCA_FILE
-    from logosim.store import ArtifactStore
+    from logosim.core.store import ArtifactStore
+    from logosim.embed.pca import PCA_FILE
 
     health = ArtifactStore(default).read_manifest(PCA_FILE).meta["health"]
     assert not health["degenerate"], health

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from image_corpus import encode, logo
 
-from logosim.sources import (
+from logosim.data.sources import (
     FolderSource,
     L3DSource,
     ParquetSource,

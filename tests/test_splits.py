@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from logosim.sources import SourceSpec, open_source
-from logosim.splits import (
+from logosim.data.sources import SourceSpec, open_source
+from logosim.data.splits import (
     OTHER_STRATUM,
     SPLITS_FILE,
     SplitsParams,

@@ -16,10 +16,10 @@ import pytest
 from image_corpus import encode, logo, write_corpus
 from PIL import Image, ImageDraw
 
-from logosim.errors import read_errors
-from logosim.records import LogoRecord
-from logosim.sources import SourceSpec, open_source
-from logosim.stats import (
+from logosim.core.failures import read_errors
+from logosim.core.records import LogoRecord
+from logosim.data.sources import SourceSpec, open_source
+from logosim.data.stats import (
     STATS_FILE,
     ImageStats,
     StatsParams,
@@ -125,19 +125,21 @@ def test_unreadable_and_corrupt_records_are_counted_with_reason(corpus):
 
 
 def test_finish_publishes_json_plots_and_errors(corpus, store):
-    from logosim.stats import compute_chunk_stats, stats_job
+    from logosim.data.stats import compute_chunk_stats, stats_job
 
     folder, good, bad = corpus
     spec = SourceSpec(path=str(folder))
     source = open_source(spec)
     params = StatsParams(checkpoint_every=6)
-    from logosim.chunks import plan_chunks
+    from logosim.data.chunks import plan_chunks
 
     manifests = [
         compute_chunk_stats(stats_job(str(store.root), spec, chunk, params))
         for chunk in plan_chunks(source, params.checkpoint_every)
     ]
-    summary, report = finish_stats(store, spec, manifests)
+    from logosim.report.plots import write_histograms
+
+    summary, report = finish_stats(store, spec, manifests, write_histograms)
     assert (summary.images, summary.corrupt, summary.chunks) == (
         len(good) + len(bad),
         len(bad),
@@ -145,6 +147,7 @@ def test_finish_publishes_json_plots_and_errors(corpus, store):
     )
     assert load_stats(store) == json.loads(store.path(STATS_FILE).read_text()) == report
     assert next(iter(report["width"])) == "<32"  # bins keep their natural order
+    assert summary.plots  # the histograms were drawn
     for plot in summary.plots:
         with Image.open(plot) as png:
             assert png.format == "PNG" and png.width > 100
@@ -240,7 +243,7 @@ def test_killed_stats_run_resumes_from_its_checkpoints(prefect_server, tmp_path)
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "LOGOSIM_STATS_CHECKPOINT_EVERY": str(every),
     }
-    command = [sys.executable, "-m", "flows.stats", "--source", str(images), "--store"]
+    command = [sys.executable, "-m", "flows.cli", "stats", "--source", str(images), "--store"]
     run = subprocess.Popen(
         [*command, str(killed)],
         cwd=ROOT,

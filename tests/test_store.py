@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from logosim.errors import ImageError, collect_errors, read_errors, write_chunk_errors
-from logosim.records import LogoRecord
-from logosim.store import (
+from logosim.core.failures import ImageFailure, collect_errors, read_errors, write_chunk_errors
+from logosim.core.records import LogoRecord
+from logosim.core.store import (
     ArtifactStore,
     CorruptArtifactError,
     DiskSpaceError,
@@ -100,11 +100,11 @@ def test_disk_space_preflight_has_an_actionable_message(tmp_path):
 
 def test_chunk_errors_are_collected_once_per_chunk(store):
     record = LogoRecord(id="m1", ref="/data/m1.png", row=0)
-    first = [ImageError.of(record, "stats", "truncated", "EOF")]
+    first = [ImageFailure.of(record, "stats", "truncated", "EOF")]
     write_chunk_errors(store, "stats", "chunk-00000", first)
     write_chunk_errors(store, "stats", "chunk-00000", first)  # a recomputed chunk replaces
     other = LogoRecord(id="m2", ref="/data/m2.png", row=1)
-    write_chunk_errors(store, "embed", "chunk-00000", [ImageError.of(other, "embed", "empty")])
+    write_chunk_errors(store, "embed", "chunk-00000", [ImageFailure.of(other, "embed", "empty")])
     path = collect_errors(store)
     assert path == store.path("errors.jsonl")
     errors = read_errors(store)

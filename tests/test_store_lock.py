@@ -11,16 +11,16 @@ import threading
 import time
 
 import pytest
+from processes import REPO
 
-from logosim.store_lock import store_lock
-from tests.processes import REPO
+from logosim.core.store_lock import store_lock
 
 
 def _holder(store) -> subprocess.Popen:
     script = textwrap.dedent(
         f"""
         import time
-        from logosim.store_lock import store_lock
+        from logosim.core.store_lock import store_lock
         with store_lock({str(store)!r}):
             print("held", flush=True)
             time.sleep(120)

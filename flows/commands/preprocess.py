@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from flows.commands._options import (
+    ChunkOpt,
     FormatOpt,
     GroupOpt,
     SourceOpt,
@@ -17,14 +17,13 @@ from flows.commands._options import (
     checked_spec,
     image_progress,
     store_path,
+    warn,
 )
-from logosim.sources import open_source
 
 PreviewOpt = Annotated[
     int, typer.Option("--preview", min=0, help="Only draw a grid for the first N images.")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Where the preview grid PNG goes.")]
-ChunkOpt = Annotated[int | None, typer.Option("--chunk-size", min=1, help="Images per chunk.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="OCR processes; 0 = per core.")]
 PrefilterOpt = Annotated[
     bool, typer.Option("--prefilter/--no-prefilter", help="Skip images with no text strokes.")
@@ -46,8 +45,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Detect text (Tesseract) and store run-length text masks per chunk, for embedding
         to inpaint on the fly. With --preview N, draw original / boxes / masked instead."""
-        from logosim.ocr import OcrParams
-        from logosim.preprocess import PreprocessParams
+        from logosim.preprocess.ocr import OcrParams
+        from logosim.preprocess.stage import PreprocessParams
 
         spec, total = checked_spec(source, fmt, group_column)
         params = PreprocessParams(workers=workers, ocr=OcrParams(prefilter=prefilter))
@@ -58,11 +57,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _preview(spec, params, count: int, out: Path) -> None:
-    from logosim.ocr import tesseract_available
-    from logosim.preview import preview_grid
+    from logosim.data.sources import open_source
+    from logosim.preprocess.ocr import tesseract_available
+    from logosim.report.preview import preview_grid
 
     if not tesseract_available():
-        typer.secho("warning: tesseract not found: no boxes will be drawn", fg="yellow", err=True)
+        warn("warning: tesseract not found: no boxes will be drawn")
+    from tqdm import tqdm
+
     records = itertools.islice(open_source(spec).records(0, count), count)
     grid = preview_grid(tqdm(records, total=count, unit="img", desc="preview"), params)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,7 @@ def _preview(spec, params, count: int, out: Path) -> None:
 
 def _run(spec, store: str, params, chunk_size: int | None, total: int) -> None:
     from flows.preprocess import preprocess_flow
-    from logosim.preprocess import ERRORS_FILE, progress_hook
+    from logosim.preprocess.stage import ERRORS_FILE, progress_hook
 
     with image_progress(total, "preprocess", progress_hook):
         manifests = preprocess_flow(spec, store, params, chunk_size)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands._options import FormatOpt, SourceOpt, StoreOpt, checked_spec, store_path
-from flows.commands.build import ChunkOpt
+from flows.commands._options import (
+    ChunkOpt,
+    FormatOpt,
+    SourceOpt,
+    StoreOpt,
+    checked_spec,
+    store_path,
+)
 
 
 def register(app: typer.Typer) -> None:

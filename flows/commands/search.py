@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands._options import StoreOpt, store_path
+from flows.commands._options import Exit, StoreOpt, fail, store_path, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -23,26 +23,25 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Search the index built by `logosim build` (no Prefect server needed)."""
-        from logosim.contact_sheet import contact_sheet, fetch_images
-        from logosim.decode import ImageDecodeError, decode_image
-        from logosim.index import IndexError_
-        from logosim.search import Searcher, SearchParams
-        from logosim.sources import SourceSpec
+        from logosim.data.decode import ImageDecodeError, decode_image
+        from logosim.data.sources import SourceSpec
+        from logosim.index.params import IndexUnavailableError
+        from logosim.report.contact_sheet import contact_sheet, fetch_images
+        from logosim.search.searcher import Searcher, SearchParams
 
         try:
             searcher = Searcher(store_path(store))
-        except IndexError_ as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+        except IndexUnavailableError as exc:
+            fail(str(exc), Exit.MISSING, exc)
         queries = []
         for path in images:  # a bad query file is reported and skipped, not fatal
             try:
                 queries.append((path, decode_image(path.read_bytes())))
             except (OSError, ImageDecodeError) as exc:
                 reason = getattr(exc, "reason", None) or type(exc).__name__
-                typer.secho(f"skipped {path}: {reason}", fg="yellow", err=True)
+                warn(f"skipped {path}: {reason}")
         if not queries:
-            raise typer.Exit(1)
+            fail("no usable query image", Exit.BAD_INPUT)
         results = searcher.search_images([im for _, im in queries], SearchParams(k=k))
         for (path, _), hits in zip(queries, results, strict=True):
             if as_json:

@@ -14,9 +14,8 @@ from flows.commands._options import (
     checked_spec,
     store_path,
 )
-from logosim.settings import get_settings
 
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Split seed [env LOGOSIM_SEED].")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Split seed (env LOGOSIM_SEED).")]
 StratumOpt = Annotated[
     str | None,
     typer.Option(
@@ -41,7 +40,8 @@ def register(app: typer.Typer) -> None:
         val/test pairs (similar and as many dissimilar). Reads metadata only.
         """
         from flows.splits import splits_flow
-        from logosim.splits import SplitsParams
+        from logosim.core.settings import get_settings
+        from logosim.data.splits import SplitsParams
 
         spec, _ = checked_spec(source, fmt, group_column)
         params = SplitsParams(

@@ -15,14 +15,13 @@ from flows.commands._options import (
     image_progress,
     store_path,
 )
-from logosim.stats import progress_hook
 
 CheckpointOpt = Annotated[
     int | None,
     typer.Option(
         "--checkpoint-every",
         min=1,
-        help="Images per checkpoint [env LOGOSIM_STATS_CHECKPOINT_EVERY, default 10000].",
+        help="Images per checkpoint (env LOGOSIM_STATS_CHECKPOINT_EVERY, default 10000).",
     ),
 ]
 
@@ -42,6 +41,7 @@ def register(app: typer.Typer) -> None:
         Checkpoints every N images: a rerun after a kill resumes from the last checkpoint.
         """
         from flows.stats import default_params, stats_flow
+        from logosim.data.stats import progress_hook
 
         spec, total = checked_spec(source, fmt, group_column)
         with image_progress(total, "stats", progress_hook):

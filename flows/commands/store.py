@@ -19,8 +19,8 @@ def register(app: typer.Typer) -> None:
         """Check every manifest against its file (missing, truncated, changed bytes) and list
         leftovers of interrupted writes, files without a manifest and stale embedding
         chunks. Exits 1 when an artifact is damaged (the next run recomputes it)."""
-        from logosim.store import ArtifactStore
-        from logosim.verify import verify_store
+        from logosim.core.store import ArtifactStore
+        from logosim.core.verify import verify_store
 
         report = verify_store(ArtifactStore(store_path(store)), checksum=not quick)
         for line in report.lines():
@@ -43,8 +43,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Remove leftovers of interrupted writes and files no manifest describes (and, with
         --stale, embedding chunks the current index does not use). A dry run by default."""
-        from logosim.store import ArtifactStore
-        from logosim.verify import collect_garbage, verify_store
+        from logosim.core.store import ArtifactStore
+        from logosim.core.verify import collect_garbage, verify_store
 
         artifacts = ArtifactStore(store_path(store))
         report = verify_store(artifacts, checksum=False)

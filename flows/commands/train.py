@@ -7,10 +7,14 @@ from typing import Annotated
 import typer
 
 from flows.commands._options import (
+    Exit,
     FormatOpt,
     GroupOpt,
+    ImageSizeOpt,
     SourceOpt,
     StoreOpt,
+    TrainPrecisionOpt,
+    fail,
     source_spec,
     store_path,
 )
@@ -27,10 +31,10 @@ def register(app: typer.Typer) -> None:
         max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after N steps.")] = None,
         batch_size: Annotated[int, typer.Option(min=2)] = 64,
         lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
-        image_size: Annotated[int, typer.Option(min=32, help="Lower for CPU runs.")] = 224,
+        image_size: ImageSizeOpt = 224,
         queue_size: Annotated[int, typer.Option(min=0, help="0 = queue-free MoCo v3.")] = 65_536,
         freeze_stages: Annotated[int, typer.Option(min=0, max=7)] = 0,
-        precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (CUDA).")] = "auto",
+        precision: TrainPrecisionOpt = "auto",
         max_images: Annotated[int | None, typer.Option(min=2)] = None,
         checkpoint_every: Annotated[int, typer.Option(min=0, help="Steps; 0 = per epoch.")] = 0,
         group_positives: Annotated[bool, typer.Option(help="Same group = positive.")] = False,
@@ -43,7 +47,7 @@ def register(app: typer.Typer) -> None:
         DIR/train/best.pt. Checkpoints go to DIR/train/checkpoints; rerun to resume.
         Ctrl-C saves a checkpoint at the end of the current step."""
         from flows.train import train_flow
-        from logosim.train.loop import TrainParams
+        from logosim.train.params import TrainParams
 
         try:
             params = TrainParams(
@@ -55,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 queue_size=queue_size,
                 freeze_stages=freeze_stages,
                 precision=precision,
-                max_images=max_images,  # type: ignore[arg-type]
+                max_images=max_images,
                 checkpoint_every_steps=checkpoint_every,
                 group_positives=group_positives,
                 vienna_positives=vienna_positives,
@@ -63,8 +67,7 @@ def register(app: typer.Typer) -> None:
             )
             model = train_flow(source_spec(source, fmt, group_column), store_path(store), params)
         except ValueError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+            fail(str(exc), Exit.BAD_INPUT, exc)
         run = model.meta["run"]
         typer.echo(f"status:     {run['status']} (step {run['step']}, epoch {run['epoch']})")
         typer.echo(f"best score: {run['best_score']:.4f}")

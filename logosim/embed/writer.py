@@ -1,0 +1,37 @@
+"""The embed stage's writer: ``embeddings/<cache-key>.npz`` (ids, raw pooled float32
+embeddings, rows) and the chunk's error file, atomically, via the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from logosim.core.failures import write_chunk_errors
+from logosim.core.store import ArtifactStore, Manifest
+from logosim.data.chunks import ChunkJob
+from logosim.embed.embedder import EmbedResult
+from logosim.embed.params import STAGE
+
+
+def embedding_path(job: ChunkJob) -> str:
+    return f"embeddings/{job.cache_key}.npz"
+
+
+def write_embeddings(
+    store: ArtifactStore, job: ChunkJob, result: EmbedResult, dim: int, meta: dict[str, Any]
+) -> Manifest:
+    write_chunk_errors(store, STAGE, job.source_chunk_name, result.errors)
+    arrays = {
+        "ids": np.asarray(result.ids, dtype=np.str_),
+        "embeddings": result.matrix(dim),
+        "rows": np.asarray(result.rows, dtype=np.int64),
+    }
+    return store.write_arrays(
+        embedding_path(job),
+        arrays,
+        kind="embeddings",
+        rows=len(result.ids),
+        versions={"embed": job.version, "chunk": job.chunk.digest},
+        meta=meta,
+    )
