@@ -199,7 +199,7 @@ PAGES: dict[str, tuple[dict, str, str]] = {
     ),
     "css-style-attribute": (
         {
-            "/": html("<div class=\"logo\" style=\"background-image:url('/s/mark.png')\"></div>"),
+            "/": html('<div class="logo" style="background-image:url(\'/s/mark.png\')"></div>'),
             "/s/mark.png": png(),
         },
         "css_background",
@@ -230,7 +230,11 @@ PAGES: dict[str, tuple[dict, str, str]] = {
         "",
     ),
     "data-uri-svg": (
-        {"/": html(f'<div class="logo"><img src="{data_uri(SVG_MARK.encode(), "image/svg+xml")}">')},
+        {
+            "/": html(
+                f'<div class="logo"><img src="{data_uri(SVG_MARK.encode(), "image/svg+xml")}">'
+            )
+        },
         "img",
         "data:image/svg+xml;base64,",
     ),
@@ -393,7 +397,9 @@ PAGES: dict[str, tuple[dict, str, str]] = {
 def results():
     fleet = Fleet()
     try:
-        urls = {name: fleet.add(routes, name=f"{name}.test") for name, (routes, _, _) in PAGES.items()}
+        urls = {
+            name: fleet.add(routes, name=f"{name}.test") for name, (routes, _, _) in PAGES.items()
+        }
         found = extract_domains(
             [u + "/" for u in urls.values()], SETTINGS, resolver=StaticResolver(RESOLVER)
         )
