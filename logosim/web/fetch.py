@@ -76,6 +76,11 @@ class FetchSettings(BaseModel):
     max_robots_bytes: int = Field(
         512 * 2**10, ge=1, description="robots.txt is read up to this size."
     )
+    hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Static name → address map used instead of DNS ('*' matches any name): "
+        "for tests, benchmarks and air-gapped mirrors. The address guard still applies.",
+    )
 
     def cap(self, kind: BodyKind) -> int:
         return {
@@ -222,9 +227,10 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
-        resolver = GuardedResolver(
-            self._inner_resolver or aiohttp.ThreadedResolver(), allow_private=s.allow_private
-        )
+        inner = self._inner_resolver
+        if inner is None:
+            inner = StaticResolver(s.hosts) if s.hosts else aiohttp.ThreadedResolver()
+        resolver = GuardedResolver(inner, allow_private=s.allow_private)
         connector = aiohttp.TCPConnector(
             limit=s.concurrency, limit_per_host=s.per_host, resolver=resolver, ttl_dns_cache=300
         )
