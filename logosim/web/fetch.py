@@ -222,7 +222,7 @@ class Fetcher:
     ) -> None:
         self.settings = settings or FetchSettings()
         self._inner_resolver = resolver
-        self._robots: dict[str, asyncio.Future[Protego | bool | None]] = {}
+        self._robots: dict[str, asyncio.Future[Protego | bool]] = {}
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Fetcher:
@@ -310,22 +310,19 @@ class Fetcher:
 
     # -- robots.txt ------------------------------------------------------------------------
     async def allowed(self, url: str) -> bool:
-        """Whether robots.txt of the URL's origin lets our User-Agent fetch it."""
+        """Whether robots.txt of the URL's origin lets our User-Agent fetch it.
+
+        Each origin's robots.txt is loaded once, by a task of its own: every request to that
+        origin waits on it, and a domain running out of time does not cancel it for others.
+        """
         origin = origin_of(url)
-        future = self._robots.get(origin)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._robots[origin] = future
-            try:
-                future.set_result(await self._load_robots(origin))
-            except FetchError as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: later callers re-raise it themselves
-        rules = await asyncio.shield(future)
-        if rules is None or rules is True:
-            return True
-        if rules is False:
-            return False
+        task = self._robots.get(origin)
+        if task is None:
+            task = asyncio.ensure_future(self._load_robots(origin))
+            self._robots[origin] = task
+        rules = await asyncio.shield(task)
+        if rules is True or rules is False:
+            return rules
         return rules.can_fetch(url, ROBOTS_TOKEN)
 
     async def _load_robots(self, origin: str) -> Protego | bool:
@@ -360,13 +357,10 @@ async def _read_capped(
 
 
 def _connector_error(exc: aiohttp.ClientConnectorError, url: str) -> FetchError:
-    cause: BaseException | None = exc
-    while cause is not None:
+    """Connection failures by cause: our own resolver's refusal, DNS, timeout, the rest."""
+    for cause in (exc.os_error, exc.__cause__):
         if isinstance(cause, BlockedAddressError):
             return FetchError("blocked_address", str(cause), url)
-        cause = cause.__cause__ or getattr(cause, "os_error", None)
-        if cause is exc:
-            break
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return FetchError("dns_error", str(exc.os_error), url)
     if isinstance(exc.os_error, TimeoutError):
