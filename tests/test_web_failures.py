@@ -232,3 +232,27 @@ def test_domain_input_tries_https_then_http(fleet):
         [f"site.test:{port}"], SETTINGS, resolver=StaticResolver({"*": "127.0.0.1"})
     )
     assert result.status == "ok" and result.page_url.startswith("http://site.test")
+
+
+def test_javascript_hook_renders_an_app_shell(fleet):
+    """The browser hook (off by default) gets the shell's URL; its HTML is read instead."""
+    base = fleet.add({"/": html('<div id="root"></div>'), "/logo.png": png()})
+
+    class FakeBrowser:
+        def __init__(self) -> None:
+            self.urls: list[str] = []
+
+        async def render(self, url: str) -> str:
+            self.urls.append(url)
+            return f"<html><body>{LOGO}</body></html>"
+
+    browser = FakeBrowser()
+    [result] = extract_domains([base + "/"], SETTINGS, renderer=browser)
+    assert browser.urls == [base + "/"]
+    assert (result.status, result.source, result.detail) == (
+        "ok",
+        "img",
+        "rendered with JavaScript",
+    )
+    [plain] = extract_domains([base + "/"], SETTINGS)  # no renderer: the documented failure
+    assert plain.reason == "no_usable_candidate"

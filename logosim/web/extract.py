@@ -12,6 +12,7 @@ Every domain ends ``ok`` or ``failed`` with a reason from ``REASONS``; nothing r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from loguru import logger
 from pydantic import BaseModel, Field
 
 from logosim.progress import ProgressChannel
+from logosim.web.browser import PageRenderer
 from logosim.web.candidates import (
     STRONG_SCORE,
     Candidate,
@@ -62,6 +64,11 @@ class ExtractSettings(BaseModel):
     max_icon_downloads: int = Field(3, ge=0, description="Icon candidates tried per domain.")
     domain_timeout: float = Field(
         60.0, gt=0, description="Seconds for a whole domain (page, styles, images)."
+    )
+    render_js: bool = Field(
+        False,
+        description="Render pages that offer no logo in their HTML with headless Chromium "
+        "(Playwright; see logosim.web.browser). Off by default; needs a trusted list.",
     )
 
 
@@ -128,10 +135,15 @@ def extract_domains(
     settings: ExtractSettings | None = None,
     *,
     resolver=None,
+    renderer: PageRenderer | None = None,
     on_done: Callable[[DomainResult], None] | None = None,
 ) -> list[DomainResult]:
-    """Extract every domain (or URL) in ``values`` on one asyncio loop; results in order."""
-    coro = extract_all([Target.parse(v) for v in values], settings or ExtractSettings(), resolver)
+    """Extract every domain (or URL) in ``values`` on one asyncio loop; results in order.
+
+    ``resolver``: an aiohttp resolver to use instead of DNS (tests); ``renderer``: a
+    ``PageRenderer`` for JavaScript-only pages (default: Chromium when ``render_js``)."""
+    targets = [Target.parse(v) for v in values]
+    coro = extract_all(targets, settings or ExtractSettings(), resolver, renderer)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -152,27 +164,40 @@ async def _with_callback(coro, on_done):
 
 
 async def extract_all(
-    targets: list[Target], settings: ExtractSettings, resolver=None
+    targets: list[Target],
+    settings: ExtractSettings,
+    resolver=None,
+    renderer: PageRenderer | None = None,
 ) -> list[DomainResult]:
-    async with Fetcher(settings.fetch, resolver) as fetcher:
+    async with contextlib.AsyncExitStack() as stack:
+        fetcher = await stack.enter_async_context(Fetcher(settings.fetch, resolver))
+        if renderer is None and settings.render_js:
+            from logosim.web.browser import ChromiumRenderer
+
+            renderer = await stack.enter_async_context(ChromiumRenderer(fetcher))
         slots = asyncio.Semaphore(settings.fetch.concurrency)
 
         async def one(target: Target) -> DomainResult:
             async with slots:
-                result = await extract_one(fetcher, target, settings)
+                result = await extract_one(fetcher, target, settings, renderer)
             progress.advance(1)
             return result
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
-async def extract_one(fetcher: Fetcher, target: Target, settings: ExtractSettings) -> DomainResult:
+async def extract_one(
+    fetcher: Fetcher,
+    target: Target,
+    settings: ExtractSettings,
+    renderer: PageRenderer | None = None,
+) -> DomainResult:
     """One domain, within its time budget; never raises."""
     started = time.perf_counter()
     result = DomainResult(domain=target.domain)
     try:
         async with asyncio.timeout(settings.domain_timeout):
-            await _extract(fetcher, target, settings, result)
+            await _extract(fetcher, target, settings, result, renderer)
     except TimeoutError:
         _fail(result, "timeout", f"domain budget of {settings.domain_timeout:g} s spent")
     except Exception as exc:  # a bug must cost one domain, not the run
@@ -188,7 +213,11 @@ def _fail(result: DomainResult, reason: str, detail: str) -> None:
 
 
 async def _extract(
-    fetcher: Fetcher, target: Target, settings: ExtractSettings, result: DomainResult
+    fetcher: Fetcher,
+    target: Target,
+    settings: ExtractSettings,
+    result: DomainResult,
+    renderer: PageRenderer | None,
 ) -> None:
     if not target.urls:
         return _fail(result, "bad_url", f"not a domain or URL: {target.domain!r}")
@@ -214,6 +243,13 @@ async def _extract(
             result.page_url = hop.url
         except FetchError as exc:
             logger.debug(f"{target.domain}: meta refresh to {signals.refresh} failed: {exc}")
+    if renderer is not None and all(c.is_icon or "image" in c.source for c in signals.candidates):
+        # nothing but icons in the HTML: an app shell, maybe; let a browser run its scripts
+        try:
+            tree, signals = parse_page(await renderer.render(result.page_url), result.page_url)
+            result.detail = "rendered with JavaScript"
+        except Exception as exc:  # a browser failure costs the rendering, not the domain
+            logger.debug(f"{target.domain}: rendering failed: {exc}")
     candidates = await _more_candidates(fetcher, tree, signals, result.page_url)
     result.candidates = len(candidates)
     await _choose(fetcher, settings, candidates, result, page_has_content=bool(tree.body))
@@ -345,7 +381,7 @@ def _url_label(candidate: Candidate) -> str:
 def _accept(result: DomainResult, tried: _Tried, note: str = "") -> None:
     judged = tried.judged
     assert judged is not None
-    result.status, result.reason, result.detail = "ok", "", note
+    result.status, result.reason, result.detail = "ok", "", note or result.detail
     result.logo, result.width, result.height = judged.png, judged.width, judged.height
     result.logo_url, result.source = _url_label(tried.candidate), tried.candidate.source
     result.score = round(tried.score, 2)
