@@ -274,15 +274,15 @@ PAGES: dict[str, tuple[dict, str, str]] = {
             "/": html(
                 '<header><img class="icon-search" src="/i/search.png">'
                 '<img class="menu-toggle" src="/i/menu.png"><img src="/i/flag-de.png" alt="Deutsch">'
-                '<a href="/"><img src="/img/wordmark.png"></a></header>'
+                '<a href="/"><img src="/img/a7f3.png"></a></header>'
             ),
             "/i/search.png": png((64, 64), BLUE),
             "/i/menu.png": png((64, 64), BLUE),
             "/i/flag-de.png": png((64, 40), BLUE),
-            "/img/wordmark.png": png(),
+            "/img/a7f3.png": png(),
         },
         "img",
-        "/img/wordmark.png",
+        "/img/a7f3.png",
     ),
     "text-only-svg": (
         {

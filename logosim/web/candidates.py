@@ -168,7 +168,8 @@ def parse_page(html: str | bytes, page_url: str) -> tuple[LexborHTMLParser, Page
     )
     icons, manifest = _link_icons(tree, ctx)
     found += icons
-    found.append(Candidate("favicon_ico", PRIOR["favicon_ico"], _abs(ctx, "/favicon.ico")))
+    favicon = _abs(ctx, "/favicon.ico", page_url)
+    found.append(Candidate("favicon_ico", PRIOR["favicon_ico"], favicon, hints=["/favicon.ico"]))
     signals = PageSignals(
         candidates=merge(found),
         stylesheets=_stylesheets(tree, ctx),
@@ -606,33 +607,24 @@ def _css_candidate(
     logo = LOGO_WORDS.search(selector) or LOGO_WORDS.search(path)
     if not logo:
         return None
-    score, hints = 45.0, [f"+'{logo.group(0).lower()}' in CSS selector '{selector}'"]
-    if HEADER_WORDS.search(selector) or re.search(r"(?:^|\s)(?:header|nav)\b", selector):
-        score += 15
-        hints.append("+header/nav selector")
-    if FOOTER_WORDS.search(selector):
-        score -= 40
-        hints.append("-footer selector")
-    if THIRD_PARTY_WORDS.search(selector) or UI_WORDS.search(selector):
-        score -= 60
-        hints.append("-partner/social/UI selector")
-    if tree is not None:
-        element = _match(tree, selector)
-        if element is not None:
-            placed, placed_hints = _placement(element, ctx, "")
-            extra = [h for h in placed_hints if "on the element" not in h]
-            score += sum(
-                v
-                for h, v in (
-                    ("+in header/nav", 15),
-                    ("+links to the site root", 20),
-                    ("-in footer", -40),
-                    ("-partner/social/payment block", -60),
-                )
-                if h in extra and h not in hints
-            )
-            hints += ["+selector matches an element", *extra]
-            del placed
+    said = f"+'{logo.group(0).lower()}' in CSS selector '{selector}'"
+    element = _match(tree, selector) if tree is not None else None
+    if element is not None:  # scored like the element it paints, where it sits on the page
+        score, hints = _placement(element, ctx, absolute)
+        if not any("on the element" in h or "ancestor" in h for h in hints):
+            score, hints = score + 45, [said, *hints]
+        hints.append("+selector matches an element")
+    else:  # a stylesheet shared across the site: the selector's words are all there is
+        score, hints = 45.0, [said]
+        if HEADER_WORDS.search(selector) or re.search(r"(?:^|\s)(?:header|nav)\b", selector):
+            score += 15
+            hints.append("+header/nav selector")
+        if FOOTER_WORDS.search(selector):
+            score -= 40
+            hints.append("-footer selector")
+        if THIRD_PARTY_WORDS.search(selector) or UI_WORDS.search(selector):
+            score -= 60
+            hints.append("-partner/social/UI selector")
     return Candidate("css_background", PRIOR["css_background"] + score, absolute, hints=hints)
 
 
