@@ -292,6 +292,16 @@ PAGES: dict[str, tuple[dict, str, str]] = {
         "img",
         "/logo.svg",
     ),
+    "huge-svg": (
+        {
+            "/": html('<header><img class="logo" src="/huge.svg"></header>'),
+            "/huge.svg": svg(
+                SVG_MARK.replace('width="200" height="80"', 'width="200000" height="80000"')
+            ),
+        },
+        "img",
+        "/huge.svg",
+    ),
     "white-logo-transparent": (
         {
             "/": html('<header class="dark"><img class="logo" src="/white.png"></header>'),
@@ -446,6 +456,11 @@ def test_crafted_pages_cover_every_source(results):
 def test_text_only_svg_renders_visible_text(results):
     image = Image.open(io.BytesIO(results["text-only-svg"].logo)).convert("L")
     assert image.getextrema()[0] < 100  # dark glyphs on white, not a blank canvas
+
+
+def test_huge_svg_is_rendered_at_the_forced_size(results):
+    # resvg would abort the whole process on this canvas without a forced output size
+    assert (results["huge-svg"].width, results["huge-svg"].height) == (512, 205)
 
 
 def test_white_logo_is_shown_on_dark(results):
