@@ -1,4 +1,6 @@
-"""The fetch-logos flow: domain list → chunks of ~256 → extract each (cached) → one Parquet.
+"""The extract flow (``logosim fetch-logos``): website logos for a list of domains.
+
+domain list → chunks of ~256 → extract each (cached) → one Parquet.
 
 Chunks run one at a time, each on its own asyncio loop with ``concurrency`` connections, so
 the global and per-host connection limits hold exactly. The output is a valid ``--source``
@@ -21,8 +23,8 @@ from logosim.web.stage import DEFAULT_CHUNK, ExtractSummary, plan_jobs, read_dom
 from tasks.extract import extract_chunk_task, publish_logos_task
 
 
-@flow(name="fetch-logos", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
-def fetch_logos_flow(
+@flow(name="extract", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def extract_flow(
     domains: str,
     store: str | None = None,
     out: str | None = None,
@@ -46,22 +48,22 @@ def _publish_artifacts(summary: ExtractSummary) -> None:
         *({"figure": f"source: {k}", "value": v} for k, v in summary.by_source.items()),
         *({"figure": f"failed: {k}", "value": v} for k, v in summary.by_reason.items()),
     ]
-    create_table_artifact(rows, key="fetch-logos-summary", description="Logo extraction")
+    create_table_artifact(rows, key="extract-summary", description="Logo extraction")
     share = summary.ok / summary.domains if summary.domains else 0.0
     create_markdown_artifact(
         f"# Logos\n- **{summary.ok:,}** of {summary.domains:,} domains ({share:.0%})\n"
         f"- output: `{summary.out}` (a `--source` for build)\n- errors: `{summary.errors_path}`",
-        key="fetch-logos-report",
+        key="extract-report",
         description="Logo extraction",
     )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the fetch-logos flow.")
+    parser = argparse.ArgumentParser(description="Run the extract flow (logosim fetch-logos).")
     parser.add_argument("--domains", required=True)
     parser.add_argument("--store", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--allow-private", action="store_true")
     args = parser.parse_args()
     fetch = FetchSettings(allow_private=args.allow_private)
-    print(fetch_logos_flow(args.domains, args.store, args.out, ExtractSettings(fetch=fetch)))
+    print(extract_flow(args.domains, args.store, args.out, ExtractSettings(fetch=fetch)))

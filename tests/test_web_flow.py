@@ -94,9 +94,9 @@ def test_rerun_retries_only_transient_failures(fleet, tmp_path):
     assert records[0].extra["status"] == "ok" and records[0].extra["source"] == "img"
 
 
-def test_fetch_logos_flow_then_command(prefect_server, fleet, tmp_path):
+def test_extract_flow_then_command(prefect_server, fleet, tmp_path):
     from flows.cli import app
-    from flows.extract import fetch_logos_flow
+    from flows.extract import extract_flow
     from flows.stats import default_params, stats_flow
     from logosim.sources import SourceSpec
 
@@ -108,7 +108,7 @@ def test_fetch_logos_flow_then_command(prefect_server, fleet, tmp_path):
     store, out = tmp_path / "store", tmp_path / "logos.parquet"
     # The flow first: Prefect's console handler binds to the stream of the first run, and
     # a CliRunner's stream is closed once it returns.
-    summary = fetch_logos_flow(str(domains), str(store), str(out), _cli_settings(), 2)
+    summary = extract_flow(str(domains), str(store), str(out), _cli_settings(), 2)
     assert (summary.ok, summary.failed, summary.by_reason) == (3, 1, {"http_404": 1})
     assert pq.read_table(out).column("status").to_pylist() == ["ok", "ok", "ok", "failed"]
 

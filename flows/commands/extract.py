@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """
         from tqdm import tqdm
 
-        from flows.extract import fetch_logos_flow
+        from flows.extract import extract_flow
         from logosim.web.extract import ExtractSettings, progress_hook
         from logosim.web.fetch import FetchSettings
         from logosim.web.stage import DomainListError, read_domains
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         settings = ExtractSettings(fetch=fetch, domain_timeout=max(60.0, 3 * timeout))
         with tqdm(total=total, unit="domain", desc="fetch-logos", dynamic_ncols=True) as bar:
             with progress_hook(bar.update):
-                summary = fetch_logos_flow(
+                summary = extract_flow(
                     str(domains),
                     store_path(store),
                     str(out.expanduser().resolve()) if out else None,

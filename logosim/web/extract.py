@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from loguru import logger
@@ -76,6 +76,7 @@ class ExtractSettings(BaseModel):
 class Target:
     """One line of the input: the id it is reported under and the page URLs to try."""
 
+    value: str  # as given: the row's id
     domain: str
     urls: list[str]
 
@@ -83,17 +84,21 @@ class Target:
     def parse(cls, value: str) -> Target:
         text = (value or "").strip()
         if "://" in text:
-            host = (urlsplit(text).hostname or "").lower()
-            return cls(domain=host or text, urls=[text])
+            try:
+                host = (urlsplit(text).hostname or "").lower()
+            except ValueError:
+                host = ""
+            return cls(text, host or text, [text])
         host = text.lower().strip("/").split("/")[0]
         if not host or any(ch.isspace() for ch in host):
-            return cls(domain=text, urls=[])
-        return cls(domain=host, urls=[f"https://{host}/", f"http://{host}/"])
+            return cls(text, text, [])
+        return cls(text, host, [f"https://{host}/", f"http://{host}/"])
 
 
 @dataclass
 class DomainResult:
     domain: str
+    id: str = ""  # the input line (a domain or URL), unique within a run
     page_url: str = ""
     status: str = "failed"
     reason: str = ""
@@ -110,7 +115,6 @@ class DomainResult:
     icon_source: str = ""
     candidates: int = 0
     seconds: float = 0.0
-    meta: dict = field(default_factory=dict)
 
     @property
     def transient(self) -> bool:
@@ -194,7 +198,7 @@ async def extract_one(
 ) -> DomainResult:
     """One domain, within its time budget; never raises."""
     started = time.perf_counter()
-    result = DomainResult(domain=target.domain)
+    result = DomainResult(domain=target.domain, id=target.value)
     try:
         async with asyncio.timeout(settings.domain_timeout):
             await _extract(fetcher, target, settings, result, renderer)

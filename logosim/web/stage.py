@@ -149,7 +149,7 @@ def extract_chunk(job: ExtractJob, *, resolver=None) -> Manifest:
 
 def _error(result: DomainResult) -> ImageError:
     return ImageError(
-        id=result.domain,
+        id=result.id or result.domain,
         source=result.page_url or result.domain,
         stage=STAGE,
         reason=result.reason,

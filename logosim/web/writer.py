@@ -1,6 +1,7 @@
 """Extraction results ↔ Parquet.
 
-The file is a valid ``--source`` for build, cluster and evaluate: ``id`` (the domain) is the
+The file is a valid ``--source`` for build, cluster and evaluate: ``id`` (the input line: a
+domain, or a URL) is the
 id column and ``logo`` (PNG bytes, null when failed) the first binary column, which
 ``ParquetSource`` picks as the image; every other column travels as metadata. Failed rows
 stay in the file (``status``/``reason``): build records them as unreadable, nothing is lost.
@@ -38,11 +39,13 @@ SCHEMA = pa.schema(
         ("seconds", pa.float64()),
     ]
 )
-_FIELDS = [f.name for f in SCHEMA if f.name != "id"]
+_FIELDS = SCHEMA.names
 
 
 def results_table(results: Iterable[DomainResult]) -> pa.Table:
-    rows = [{"id": r.domain, **{name: getattr(r, name) for name in _FIELDS}} for r in results]
+    rows = [
+        {name: getattr(r, name) for name in _FIELDS} | {"id": r.id or r.domain} for r in results
+    ]
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
