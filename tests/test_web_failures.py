@@ -256,3 +256,21 @@ def test_javascript_hook_renders_an_app_shell(fleet):
     )
     [plain] = extract_domains([base + "/"], SETTINGS)  # no renderer: the documented failure
     assert plain.reason == "no_usable_candidate"
+
+
+def test_a_page_over_the_cap_is_read_up_to_it(fleet):
+    """Real home pages can be megabytes of inline script: the header comes first."""
+    filler = "<script>" + "x" * (FAST.max_html_bytes * 2) + "</script>"
+    base = fleet.add({"/": html(LOGO + filler), "/logo.png": png()})
+    [result] = extract_domains([base + "/"], SETTINGS)
+    assert (result.status, result.source) == ("ok", "img")
+
+
+def test_bare_name_without_address_falls_back_to_www(fleet):
+    base = fleet.add({"/": html(LOGO), "/logo.png": png()})
+    port = base.rsplit(":", 1)[1]
+    resolver = StaticResolver({"www.acme.test": "127.0.0.1"})
+    # plain http on this port: https:// fails to connect, http:// then works on www.
+    settings = SETTINGS.model_copy(update={"fetch": FAST.model_copy(update={"obey_robots": False})})
+    [result] = extract_domains([f"acme.test:{port}"], settings, resolver=resolver)
+    assert result.status == "ok" and result.page_url.startswith("http://www.acme.test")

@@ -210,7 +210,7 @@ def _jsonld(tree: LexborHTMLParser, ctx: _Context) -> list[Candidate]:
         if budget < 0:
             break
         try:
-            data = json.loads(text)
+            data = json.loads(text, strict=False)  # raw newlines in strings are common
         except ValueError:
             continue
         nodes: list[dict] = []

@@ -1,7 +1,7 @@
 """One domain end to end, and many domains on one asyncio loop.
 
-For a domain: fetch its home page (``https://`` first, ``http://`` when that cannot connect),
-follow one meta-refresh hop, collect candidates (``candidates``), read linked stylesheets
+For a domain: fetch its home page (``https://`` first, ``http://`` when that cannot connect,
+``https://www.`` when neither worked; a page over its cap is read up to the cap), follow one meta-refresh hop, collect candidates (``candidates``), read linked stylesheets
 when nothing strong was found, read the web manifest, then download the best candidates in
 score order, judge each (``images.judge``) and keep the best final score. The best plain icon
 (apple-touch-icon, manifest, link rel=icon, /favicon.ico) is kept separately.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -92,7 +93,19 @@ class Target:
         host = text.lower().strip("/").split("/")[0]
         if not host or any(ch.isspace() for ch in host):
             return cls(text, text, [])
-        return cls(text, host, [f"https://{host}/", f"http://{host}/"])
+        urls = [f"https://{host}/", f"http://{host}/"]
+        if not host.startswith("www.") and not _is_ip(host.rsplit(":", 1)[0].strip("[]")):
+            # when the bare name fails to resolve or connect
+            urls += [f"https://www.{host}/", f"http://www.{host}/"]
+        return cls(text, host, urls)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -225,15 +238,21 @@ async def _extract(
 ) -> None:
     if not target.urls:
         return _fail(result, "bad_url", f"not a domain or URL: {target.domain!r}")
-    page, error = None, None
+    page, error, dead_hosts = None, None, set()
     for url in target.urls:
+        host = urlsplit(url).hostname
+        if host in dead_hosts:
+            continue
         try:
-            page = await fetcher.get(url, "html")
+            # A page over the cap is read up to the cap: the header comes first.
+            page = await fetcher.get(url, "html", truncate=True)
             break
         except FetchError as exc:
             error = error or exc
-            if exc.reason not in ("connect_error", "timeout"):
-                break  # http:// would answer the same
+            if exc.reason == "dns_error":
+                dead_hosts.add(host)  # no such name: only the www. variant is left to try
+            elif exc.reason not in ("connect_error", "timeout"):
+                break  # an answer: another scheme or name would give the same
     if page is None:
         assert error is not None
         result.page_url = error.url
@@ -242,9 +261,9 @@ async def _extract(
     tree, signals = parse_page(page.body, page.url)
     if signals.refresh and signals.refresh != page.url:
         try:
-            hop = await fetcher.get(signals.refresh, "html")
+            hop = await fetcher.get(signals.refresh, "html", truncate=True)
             tree, signals = parse_page(hop.body, hop.url)
-            result.page_url = hop.url
+            result.page_url, page = hop.url, hop
         except FetchError as exc:
             logger.debug(f"{target.domain}: meta refresh to {signals.refresh} failed: {exc}")
     if renderer is not None and all(c.is_icon or "image" in c.source for c in signals.candidates):
@@ -257,6 +276,9 @@ async def _extract(
     candidates = await _more_candidates(fetcher, tree, signals, result.page_url)
     result.candidates = len(candidates)
     await _choose(fetcher, settings, candidates, result, page_has_content=bool(tree.body))
+    if result.reason == "no_usable_candidate" and page.truncated:
+        cap = fetcher.settings.max_html_bytes
+        _fail(result, "too_large", f"page passed the cap of {cap} bytes, nothing usable before it")
 
 
 async def _page_failed(
