@@ -284,6 +284,46 @@ PAGES: dict[str, tuple[dict, str, str]] = {
         "img",
         "/img/a7f3.png",
     ),
+    "consent-widget-logo": (
+        {
+            "/": html(
+                '<div id="onetrust-consent-sdk"><img class="ot-pc-logo" src="/ot/logo.png" '
+                'alt="Company Logo"></div><header><a href="/"><img src="/img/h.png" alt="home">'
+                "</a></header>"
+            ),
+            "/ot/logo.png": png(colour=BLUE),
+            "/img/h.png": png(),
+        },
+        "img",
+        "/img/h.png",
+    ),
+    "lazy-background": (
+        {
+            "/": html('<a class="logo" data-bg="url(/lazy/bg.png)" href="/"></a>'),
+            "/lazy/bg.png": png(),
+        },
+        "css_background",
+        "/lazy/bg.png",
+    ),
+    "object-svg": (
+        {
+            "/": html('<div id="logo"><object data="/o/logo.svg" type="image/svg+xml"></object>'),
+            "/o/logo.svg": svg(),
+        },
+        "img",
+        "/o/logo.svg",
+    ),
+    "svg-wrapping-raster": (
+        {
+            "/": html(
+                '<a class="brand" href="/"><svg width="200" height="80">'
+                '<image href="/r/mark.png" width="200" height="80"/></svg></a>'
+            ),
+            "/r/mark.png": png(),
+        },
+        "img",
+        "/r/mark.png",
+    ),
     "text-only-svg": (
         {
             "/": html('<header><img class="logo" src="/logo.svg"></header>'),

@@ -9,9 +9,11 @@ source             prior  where it comes from
 jsonld             130    JSON-LD ``Organization``/``Brand``… ``logo`` (also in ``@graph``)
 itemprop           120    ``itemprop="logo"`` (img ``src``, meta ``content``, link ``href``)
 og_logo            110    ``<meta property="og:logo">``
-img                 20    ``<img>``/``<picture>`` with at least one positive page signal
+img                 20    ``<img>``/``<picture>``/``<object>``, or an ``<svg>`` wrapping one
+                          ``<image>``, with at least one positive page signal
 inline_svg          20    an inline ``<svg>`` (``<use href="#id">`` symbols resolved)
-css_background      15    ``background(-image)`` on a logo/brand selector or ``style=``
+css_background      15    ``background(-image)`` on a logo/brand selector, in ``style=``, or a
+                          lazy ``data-bg``/``data-background(-image)``
 apple_touch_icon    30    ``<link rel=apple-touch-icon>`` (+ up to 10 by declared size)
 manifest            28    web-manifest icons, not monochrome (+ up to 10 by size)
 link_icon           20    ``<link rel=icon>`` (+ up to 10 by declared size; SVG counts 512)
@@ -24,7 +26,8 @@ Placement (page elements: img, inline_svg, css_background), from the element, it
 ancestors (6 levels) and, for CSS, the selector: ``logo``/``brand``/``site-title`` words on
 the element +45 (on an ancestor +30); in ``header``/``nav``/banner +15; inside a link to the
 site root +20; the domain's name in alt/title/path +15; the first page elements +0..10;
-inside a footer −40; a partner/client/sponsor/payment/social block −60; a UI icon (search,
+inside a footer −40; a partner/client/sponsor/payment/social block or a cookie-consent
+widget −60; a UI icon (search,
 menu, cart, flag, social network…) −50; a declared size under 24 px −40. A page element with
 no positive signal is not a candidate at all (a photo in the article is not a logo).
 """
@@ -84,7 +87,8 @@ HEADER_WORDS = re.compile(r"header|masthead|navbar|topbar|top-bar|banner|site-na
 FOOTER_WORDS = re.compile(r"footer|colophon|bottom-bar", re.I)
 THIRD_PARTY_WORDS = re.compile(
     r"partner|client|sponsor|payment|social|customer|trusted|as-seen|featured|press|"
-    r"award|certif|badge|app-?store|google-?play|integration|testimonial|member",
+    r"award|certif|badge|app-?store|google-?play|integration|testimonial|member|"
+    r"cookie|consent|onetrust|gdpr|powered-?by",
     re.I,
 )
 UI_WORDS = re.compile(
@@ -100,6 +104,7 @@ PLACEHOLDER_WORDS = re.compile(
     re.I,
 )
 LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url")
+LAZY_BACKGROUND_ATTRS = ("data-bg", "data-background", "data-background-image", "data-bg-src")
 ROOT_PATHS = re.compile(r"^/?(?:index\.\w+|home|[a-z]{2}(?:[-_][a-z]{2})?/?)?$", re.I)
 SIZE = re.compile(r"(\d+)\s*[xX×]\s*(\d+)")
 
@@ -295,7 +300,7 @@ def _page_elements(tree: LexborHTMLParser, ctx: _Context) -> list[Candidate]:
     if body is None:
         return out
     for node in body.traverse():
-        tag = node.tag
+        tag, attrs, extra = node.tag, node.attributes, []
         if tag == "img":
             if node.parent is not None and node.parent.tag == "svg":
                 continue
@@ -304,8 +309,12 @@ def _page_elements(tree: LexborHTMLParser, ctx: _Context) -> list[Candidate]:
         elif tag == "svg":
             if _inside(node, "svg") or _is_sprite(node):
                 continue
-            url, source = "", "inline_svg"
-        elif "style" in node.attributes and "url(" in (node.attributes.get("style") or ""):
+            url, source = _wrapped_raster(node, ctx), "inline_svg"
+            if url:  # an <svg> that only wraps an <image>: the raster is the mark
+                source, extra = "img", ["+raster inside an inline <svg>"]
+        elif tag in ("object", "embed") and _is_svg_object(node):
+            url, source = _abs(ctx, attrs.get("data") or attrs.get("src")), "img"
+        elif any(a in attrs for a in LAZY_BACKGROUND_ATTRS) or "url(" in (attrs.get("style") or ""):
             url = _style_attr_url(node, ctx)
             source = "css_background"
         else:
@@ -313,6 +322,7 @@ def _page_elements(tree: LexborHTMLParser, ctx: _Context) -> list[Candidate]:
         if source != "inline_svg" and not url:
             continue
         score, hints = _placement(node, ctx, url)
+        hints += extra
         if not any(h.startswith("+") for h in hints):
             continue  # nothing says it is the site's mark
         score += max(0.0, 10.0 - 2.0 * order)
@@ -322,6 +332,23 @@ def _page_elements(tree: LexborHTMLParser, ctx: _Context) -> list[Candidate]:
             candidate.svg = inline_svg_markup(node, tree)
         out.append(candidate)
     return out
+
+
+def _wrapped_raster(svg: LexborNode, ctx: _Context) -> str:
+    """The URL of the one ``<image>`` an inline SVG holds when it draws nothing else."""
+    images = svg.css("image")
+    shapes = svg.css("path, rect, circle, ellipse, polygon, polyline, line, text, use")
+    if len(images) != 1 or shapes:
+        return ""
+    href = images[0].attributes.get("href") or images[0].attributes.get("xlink:href")
+    url = _abs(ctx, href)
+    return "" if url.startswith("data:") else url
+
+
+def _is_svg_object(node: LexborNode) -> bool:
+    target = (node.attributes.get("data") or node.attributes.get("src") or "").lower()
+    kind = (node.attributes.get("type") or "").lower()
+    return kind.startswith("image/") or target.split("?")[0].endswith((".svg", ".png", ".webp"))
 
 
 def _inside(node: LexborNode, tag: str) -> bool:
@@ -501,6 +528,13 @@ def data_uri_bytes(uri: str, limit: int = 8 * 2**20) -> bytes | None:
 
 
 def _style_attr_url(node: LexborNode, ctx: _Context) -> str:
+    """A ``background(-image)`` in ``style=``, or a lazy background (``data-bg``…)."""
+    for name in LAZY_BACKGROUND_ATTRS:
+        value = (node.attributes.get(name) or "").strip()
+        if value:
+            inner = _css_urls(f"x: {value}", ("x",)) if "url(" in value else [value]
+            if inner and inner[0]:
+                return _abs(ctx, inner[0])
     for url in _css_urls(node.attributes.get("style") or "", ("background", "background-image")):
         return _abs(ctx, url)
     return ""
