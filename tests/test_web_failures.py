@@ -274,3 +274,18 @@ def test_bare_name_without_address_falls_back_to_www(fleet):
     settings = SETTINGS.model_copy(update={"fetch": FAST.model_copy(update={"obey_robots": False})})
     [result] = extract_domains([f"acme.test:{port}"], settings, resolver=resolver)
     assert result.status == "ok" and result.page_url.startswith("http://www.acme.test")
+
+
+def test_running_out_of_time_in_the_icon_pass_keeps_the_logo(fleet):
+    async def slow_icon(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(5)
+        return web.Response(body=b"", content_type="image/png")
+
+    base = fleet.add(
+        {"/": html(LOGO, '<link rel="apple-touch-icon" href="/apple.png">'), "/logo.png": png(),
+         "/apple.png": slow_icon}
+    )  # fmt: skip
+    fetch = FAST.model_copy(update={"timeout": 10, "read_timeout": 10})
+    settings = ExtractSettings(fetch=fetch, domain_timeout=1.5)
+    [result] = extract_domains([base + "/"], settings)
+    assert (result.status, result.source, result.icon) == ("ok", "img", None)

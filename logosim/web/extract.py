@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -153,7 +153,6 @@ def extract_domains(
     *,
     resolver=None,
     renderer: PageRenderer | None = None,
-    on_done: Callable[[DomainResult], None] | None = None,
 ) -> list[DomainResult]:
     """Extract every domain (or URL) in ``values`` on one asyncio loop; results in order.
 
@@ -164,20 +163,12 @@ def extract_domains(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_with_callback(coro, on_done))
+        return asyncio.run(coro)
     # called from inside a running loop (a notebook): run ours in a thread of its own
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _with_callback(coro, on_done)).result()
-
-
-async def _with_callback(coro, on_done):
-    results = await coro
-    if on_done is not None:
-        for result in results:
-            on_done(result)
-    return results
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def extract_all(
@@ -216,7 +207,8 @@ async def extract_one(
         async with asyncio.timeout(settings.domain_timeout):
             await _extract(fetcher, target, settings, result, renderer)
     except TimeoutError:
-        _fail(result, "timeout", f"domain budget of {settings.domain_timeout:g} s spent")
+        if result.status != "ok":  # a logo already chosen stands; only its icon was cut
+            _fail(result, "timeout", f"domain budget of {settings.domain_timeout:g} s spent")
     except Exception as exc:  # a bug must cost one domain, not the run
         logger.opt(exception=exc).error(f"extract {target.domain}: internal error")
         _fail(result, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -347,6 +339,8 @@ async def _choose(
         tried.append(attempt)
         if attempt.judged is not None and (best is None or attempt.score > best.score):
             best = attempt
+    if best is not None:
+        _accept(result, best)  # before the icon pass: running out of time there costs no logo
     icon = next((t for t in tried if t.judged is not None and t.candidate.is_icon), None)
     if icon is None:
         done = {t.candidate.key for t in tried}
@@ -360,10 +354,10 @@ async def _choose(
     if icon is not None and icon.judged is not None:
         result.icon = icon.judged.png
         result.icon_url, result.icon_source = _url_label(icon.candidate), icon.candidate.source
-    if best is None and icon is not None:
-        best = icon  # the icon fallback came from the icon pass
+        if best is None:
+            return _accept(result, icon)  # no logo: the icon stands for the mark
     if best is not None:
-        return _accept(result, best)
+        return None
     page_found = [t for t in tried if t.candidate.source != "favicon_ico"]
     if page_found:
         first = page_found[0]
