@@ -350,6 +350,29 @@ PAGES: dict[str, tuple[dict, str, str]] = {
         "img",
         "/white.png",
     ),
+    "header-photo-loses-to-icon": (
+        {
+            "/": html(
+                '<header class="site-header"><img src="/cdn/9f8e7d.jpg"></header>'
+                '<section class="hero-banner"><img src="/hero.jpg"></section>',
+                '<link rel="apple-touch-icon" href="/apple.png">',
+            ),
+            "/cdn/9f8e7d.jpg": png((800, 400), GREY),
+            "/hero.jpg": png((1200, 500), GREY),
+            "/apple.png": png((180, 180), GREEN),
+        },
+        "apple_touch_icon",
+        "/apple.png",
+    ),
+    "header-image-beats-favicon": (
+        {
+            "/": html('<header><img src="/cdn/5a6b.png"></header>'),
+            "/cdn/5a6b.png": png(),
+            "/favicon.ico": ico(),
+        },
+        "img",
+        "/cdn/5a6b.png",
+    ),
     "apple-touch-icon": (
         {
             "/": html(

@@ -24,7 +24,8 @@ twitter_image        4    ``twitter:image``
 
 Placement (page elements: img, inline_svg, css_background), from the element, its
 ancestors (6 levels) and, for CSS, the selector: ``logo``/``brand``/``site-title`` words on
-the element +45 (on an ancestor +30); in ``header``/``nav``/banner +15; inside a link to the
+the element +45 (on an ancestor +30); in ``header``/``nav``/banner +15 (−20 back when nothing
+else speaks for it: then the apple-touch and manifest icons outrank it); inside a link to the
 site root +20; the domain's name in alt/title/path +15; the first page elements +0..10;
 inside a footer −40; a partner/client/sponsor/payment/social block or a cookie-consent
 widget −60; a UI icon (search,
@@ -83,7 +84,7 @@ MAX_JSONLD_BYTES = 1 << 20
 LOGO_WORDS = re.compile(
     r"logo|brand|site[-_ ]?(?:title|name|identity)|wordmark|logotype|masthead", re.I
 )
-HEADER_WORDS = re.compile(r"header|masthead|navbar|topbar|top-bar|banner|site-nav", re.I)
+HEADER_WORDS = re.compile(r"header|masthead|navbar|topbar|top-bar|site-nav", re.I)
 FOOTER_WORDS = re.compile(r"footer|colophon|bottom-bar", re.I)
 THIRD_PARTY_WORDS = re.compile(
     r"partner|client|sponsor|payment|social|customer|trusted|as-seen|featured|press|"
@@ -422,6 +423,9 @@ def _placement(node: LexborNode, ctx: _Context, url: str) -> tuple[float, list[s
     if header and not footer:
         score += 15
         hints.append("+in header/nav")
+        if not (own_logo or ancestor_logo or root_link or "+domain name in alt/path" in hints):
+            score -= 20  # a header also holds photos and badges: alone it is a weak sign
+            hints.append("-header placement alone")
     if root_link:
         score += 20
         hints.append("+links to the site root")
