@@ -8,6 +8,7 @@ SVG that does not parse) is refused with a typed error naming the reason.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import io
@@ -182,19 +183,41 @@ def svg_output_size(svg: str, size: int = SVG_RENDER_SIZE) -> tuple[int, int]:
     return max(1, min(size, round(size * width / height))), size
 
 
+def _safe_href(match: re.Match, max_pixels: int) -> str:
+    value = match.group(2)[1:-1]
+    if value.lstrip().startswith("#"):
+        return match.group(0)
+    if _SAFE_HREF.match(value):
+        head, _, payload = value.partition(",")
+        try:
+            raw = base64.b64decode(payload, validate=False) if ";base64" in head else b""
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(raw)) as embedded:
+                    width, height = embedded.size
+            if width * height <= max_pixels:
+                return match.group(0)
+        except Exception:  # undecodable: dropped like any other reference
+            pass
+    return f'{match.group(1)}""'
+
+
 def render_svg(
-    svg: str, *, size: int = SVG_RENDER_SIZE, background: tuple[int, int, int] = WHITE
+    svg: str,
+    *,
+    size: int = SVG_RENDER_SIZE,
+    background: tuple[int, int, int] = WHITE,
+    max_pixels: int = 16_000_000,
 ) -> Image.Image:
     """Render SVG markup to RGB on ``background``, at a forced size and with a named font.
 
     References to anything but the document itself (``#id``) or an embedded raster
-    ``data:`` image are dropped first: an untrusted SVG must not read local files.
+    ``data:`` image are dropped first (an untrusted SVG must not read local files), and so
+    are embedded rasters over ``max_pixels`` (resvg would decode a bomb in full).
     """
     import resvg_py
 
-    markup = _HREF.sub(
-        lambda m: m.group(0) if _SAFE_HREF.match(m.group(2)[1:-1]) else f'{m.group(1)}""', svg
-    )
+    markup = _HREF.sub(lambda m: _safe_href(m, max_pixels), svg)
     width, height = svg_output_size(markup, size)
     font_dirs = [d for d in SVG_FONT_DIRS if Path(d).is_dir()]
     try:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from web_sites import SVG_MARK, SVG_TEXT_ONLY, encode, mark
 
 from logosim.decode import (
@@ -127,3 +128,18 @@ def test_decompression_bomb_is_too_large():
     assert raised.value.reason == "too_large"
     with pytest.raises(DecompressionBombError):
         decode_image(encode(mark((4000, 4000))), max_pixels=1_000_000)
+
+
+def test_svg_embedded_raster_bomb_is_dropped_small_rasters_kept():
+    import base64
+
+    def embedding(size, colour) -> bytes:
+        raw = base64.b64encode(encode(Image.new("RGB", size, colour))).decode()
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+            f'<image href="data:image/png;base64,{raw}" width="100" height="100"/></svg>'
+        ).encode()
+
+    assert decode_image(embedding((50, 50), "red")).getpixel((256, 256)) == (255, 0, 0)
+    bomb = decode_image(embedding((6000, 6000), "red"))  # 36 Mpx > the 16 Mpx limit
+    assert bomb.getextrema() == ((255, 255), (255, 255), (255, 255))
