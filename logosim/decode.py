@@ -15,6 +15,7 @@ import io
 import re
 import warnings
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -67,6 +68,8 @@ SVG_RENDER_SIZE = 512
 # Times New Roman, absent here). Debian's fonts-dejavu-core; system fonts when missing.
 SVG_FONT = "DejaVu Sans"
 SVG_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
+SVG_MAX_DEPTH = 64  # real logos nest a dozen levels; resvg crashes past ~200
+_XLINK = "http://www.w3.org/1999/xlink"
 _SVG_ROOT = re.compile(rb"<svg[\s>]", re.IGNORECASE)
 _HTML_ROOT = re.compile(rb"<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
 _HREF = re.compile(r"""((?:xlink:)?href\s*=\s*)(\"[^\"]*\"|'[^']*')""", re.IGNORECASE)
@@ -183,6 +186,34 @@ def svg_output_size(svg: str, size: int = SVG_RENDER_SIZE) -> tuple[int, int]:
     return max(1, min(size, round(size * width / height))), size
 
 
+def check_svg_structure(svg: str, max_depth: int = SVG_MAX_DEPTH) -> None:
+    """Refuse markup that is not well-formed XML, or nests deeper than ``max_depth`` counting
+    ``<use>`` references: resvg recurses on both and **segfaults** past ~200 levels."""
+    try:
+        root = ElementTree.fromstring(svg)
+    except (ElementTree.ParseError, ValueError) as exc:  # also entity bombs (expat refuses)
+        raise SvgInvalidError(f"not well-formed XML: {exc}") from exc
+    ids = {el.get("id"): el for el in root.iter() if el.get("id")}
+    height: dict[int, int] = {}  # element → levels below it (references followed)
+    too_deep = SvgInvalidError(f"nested (with <use>) deeper than {max_depth} levels")
+
+    def below(element: ElementTree.Element, level: int) -> int:
+        if level > max_depth:
+            raise too_deep  # also ends reference cycles, at once
+        if id(element) not in height:
+            children = list(element)
+            if element.tag.rsplit("}", 1)[-1] == "use":
+                ref = element.get("href") or element.get(f"{{{_XLINK}}}href") or ""
+                if ref.startswith("#") and ref[1:] in ids:
+                    children.append(ids[ref[1:]])
+            height[id(element)] = 1 + max((below(c, level + 1) for c in children), default=0)
+        if level + height[id(element)] > max_depth + 1:
+            raise too_deep
+        return height[id(element)]
+
+    below(root, 0)
+
+
 def _safe_href(match: re.Match, max_pixels: int) -> str:
     value = match.group(2)[1:-1]
     if value.lstrip().startswith("#"):
@@ -218,6 +249,7 @@ def render_svg(
     import resvg_py
 
     markup = _HREF.sub(lambda m: _safe_href(m, max_pixels), svg)
+    check_svg_structure(markup)
     width, height = svg_output_size(markup, size)
     font_dirs = [d for d in SVG_FONT_DIRS if Path(d).is_dir()]
     try:

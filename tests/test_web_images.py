@@ -143,3 +143,54 @@ def test_svg_embedded_raster_bomb_is_dropped_small_rasters_kept():
     assert decode_image(embedding((50, 50), "red")).getpixel((256, 256)) == (255, 0, 0)
     bomb = decode_image(embedding((6000, 6000), "red"))  # 36 Mpx > the 16 Mpx limit
     assert bomb.getextrema() == ((255, 255), (255, 255), (255, 255))
+
+
+HOSTILE_SVGS = r"""
+import json
+from logosim.decode import ImageDecodeError, decode_image
+
+def chain(n, uses=1):
+    defs = '<rect id="g0" width="5" height="5"/>' + "".join(
+        f'<g id="g{i}">' + f'<use href="#g{i - 1}"/>' * uses + "</g>" for i in range(1, n)
+    )
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><defs>{defs}</defs><use href="#g{n - 1}"/></svg>'
+
+def nested(n):
+    return '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">' + "<g>" * n + '<rect width="5" height="5"/>' + "</g>" * n + "</svg>"
+
+ents = '<!ENTITY a0 "ha">' + "".join(f'<!ENTITY a{i} "{("&a%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+cases = {
+    "nested-20": nested(20), "nested-300": nested(300), "nested-100000": nested(100000),
+    "use-chain-20": chain(20), "use-chain-300": chain(300), "use-fan-out-24": chain(24, 2),
+    "use-cycle": '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><g id="a"><use href="#b"/></g><g id="b"><use href="#a"/></g></svg>',
+    "entities": f'<?xml version="1.0"?><!DOCTYPE svg [{ents}]><svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><text>&a9;</text></svg>',
+}
+out = {}
+for name, svg in cases.items():
+    try:
+        out[name] = "ok %dx%d" % decode_image(svg.encode()).size
+    except ImageDecodeError as exc:
+        out[name] = exc.reason
+print(json.dumps(out))
+"""
+
+
+def test_hostile_svg_structures_are_refused_not_crashing():
+    # resvg segfaults past ~200 levels of nesting or of <use> chains: run them in a child
+    # process, so a regression cannot take the test session down with it.
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", HOSTILE_SVGS], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "nested-20": "ok 512x512",
+        "nested-300": "svg_invalid",
+        "nested-100000": "svg_invalid",
+        "use-chain-20": "ok 512x512",
+        "use-chain-300": "svg_invalid",
+        "use-fan-out-24": "svg_invalid",  # 2^24 copies: resvg's node limit
+        "use-cycle": "svg_invalid",
+        "entities": "svg_invalid",
+    }
