@@ -566,7 +566,7 @@ def inline_svg_markup(node: LexborNode, tree: LexborHTMLParser) -> str:
         head += ' xmlns:xlink="http://www.w3.org/1999/xlink"'
     if defs:
         rest = ">" + "<defs>" + "".join(defs) + "</defs>" + rest[1:]
-    return head + rest
+    return (head + rest).replace("&nbsp;", "&#160;")  # HTML serialisation → XML
 
 
 # -- CSS --------------------------------------------------------------------------------------
