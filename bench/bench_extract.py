@@ -7,7 +7,8 @@ One fixture server (a separate process, 127.0.0.1 only) answers for every name
 SVG, JSON-LD, linked CSS, lazy image, SVG file, manifest, favicon only, 404, HTML at the image
 URL, slow answer, robots.txt disallow) and 0–40 ms of latency per request. Names resolve
 through the static host map (no DNS). The measured path is the stage's (chunks of 256,
-``extract_chunk`` into a temporary store, then the joined Parquet), without Prefect.
+``extract_chunk`` into a temporary store, then the joined Parquet), without Prefect; with
+``--flow``, the extract flow itself (a temporary Prefect server starts first, not timed).
 Prints the figures (domains/s, peak RSS of this process) and writes them as JSON.
 """
 
@@ -154,7 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--out", default="bench/results/extract.json")
+    parser.add_argument("--flow", action="store_true", help="Run the Prefect flow instead.")
+    parser.add_argument("--out", default=None, help="[bench/results/extract(_flow).json]")
     args = parser.parse_args()
 
     from tqdm import tqdm
@@ -179,13 +181,16 @@ def main() -> None:
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            jobs = plan_jobs(tmp, values, settings)
-            start = time.perf_counter()
             bar = tqdm(total=len(values), unit="domain", desc="extract")
-            with bar, progress_hook(bar.update):
-                manifests = [extract_chunk(job) for job in jobs]
-            summary = publish_logos(tmp, manifests, None)
-            elapsed = time.perf_counter() - start
+            if args.flow:
+                summary, elapsed = _run_flow(tmp, values, settings, bar)
+            else:
+                jobs = plan_jobs(tmp, values, settings)
+                start = time.perf_counter()
+                with bar, progress_hook(bar.update):
+                    manifests = [extract_chunk(job) for job in jobs]
+                summary = publish_logos(tmp, manifests, None)
+                elapsed = time.perf_counter() - start
             results = read_results(Path(summary.out))
     finally:
         server.terminate()
@@ -207,6 +212,7 @@ def main() -> None:
         "domains_per_s": round(len(values) / elapsed, 1),
         "domain_p50_s": seconds[len(seconds) // 2],
         "domain_p95_s": seconds[int(len(seconds) * 0.95)],
+        "path": "flow (Prefect)" if args.flow else "stage (no Prefect)",
         "concurrency": args.concurrency,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -214,8 +220,30 @@ def main() -> None:
     }
     for key, value in figures.items():
         print(f"{key:>20}: {value}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=1))
+    out = Path(args.out or f"bench/results/extract{'_flow' if args.flow else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=1))
+
+
+def _run_flow(tmp: str, values: list[str], settings, bar):
+    """The extract flow over the same domains; the temporary server's start is not timed."""
+    from prefect import flow
+
+    import flows  # noqa: F401  (Prefect defaults)
+    from flows.extract import extract_flow
+    from logosim.web.extract import progress_hook
+
+    @flow
+    def warm_up() -> None:  # starts the temporary Prefect server
+        return None
+
+    warm_up()
+    domains = Path(tmp) / "domains.txt"
+    domains.write_text("\n".join(values))
+    start = time.perf_counter()
+    with bar, progress_hook(bar.update):
+        summary = extract_flow(str(domains), tmp, None, settings)
+    return summary, time.perf_counter() - start
 
 
 if __name__ == "__main__":
