@@ -229,7 +229,8 @@ class Fetcher:
         s = self.settings
         inner = self._inner_resolver
         if inner is None:
-            inner = StaticResolver(s.hosts) if s.hosts else aiohttp.ThreadedResolver()
+            # aiodns when installed, else getaddrinfo in threads
+            inner = StaticResolver(s.hosts) if s.hosts else aiohttp.DefaultResolver()
         resolver = GuardedResolver(inner, allow_private=s.allow_private)
         connector = aiohttp.TCPConnector(
             limit=s.concurrency, limit_per_host=s.per_host, resolver=resolver, ttl_dns_cache=300
