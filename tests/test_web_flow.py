@@ -84,6 +84,7 @@ def test_rerun_retries_only_transient_failures(fleet, tmp_path):
     assert extract_chunk(job) == second  # nothing left to retry: the file stands
 
     summary = publish_logos(str(store.root), [second], None)
+    assert store.load_verified("logos.parquet") is not None  # in the store: with a manifest
     assert (summary.ok, summary.failed, summary.by_reason) == (2, 1, {"http_404": 1})
     assert [e.reason for e in read_errors(store)] == ["http_404"]
     source = open_source(summary.out)  # a valid --source: id = domain, image = logo

@@ -172,8 +172,18 @@ def publish_logos(store_root: str, manifests: list[Manifest], out: str | None) -
     store = ArtifactStore(store_root)
     paths = [store.require(m, checksum=False) for m in manifests]
     target = Path(out).expanduser().resolve() if out else store.path(LOGOS_FILE)
-    with atomic_path(target) as tmp:
-        concat_results(paths, tmp)
+    rows = sum(m.rows for m in manifests)
+    if target.is_relative_to(store.root):  # inside the store: an artifact with its manifest
+        store.write_with(
+            target.relative_to(store.root),
+            lambda tmp: concat_results(paths, tmp),
+            kind="logos",
+            rows=rows,
+            versions={"extract": EXTRACT_CODE_VERSION},
+        )
+    else:
+        with atomic_path(target) as tmp:
+            concat_results(paths, tmp)
     by_reason: Counter = Counter()
     by_source: Counter = Counter()
     ok = failed = 0
