@@ -373,6 +373,57 @@ PAGES: dict[str, tuple[dict, str, str]] = {
         "img",
         "/cdn/5a6b.png",
     ),
+    "wordpress-like": (
+        {
+            "/": html(
+                '<div class="cmplz-cookiebanner"><img src="/cookie/logo.png" class="cmplz-logo">'
+                '</div><header id="masthead" class="site-header"><div class="site-branding">'
+                '<a href="https://wordpress-like.test/" class="custom-logo-link" rel="home">'
+                '<img width="300" height="100" src="/wp/2023/01/mark-150x50.png" '
+                'class="custom-logo" alt="Acme Widgets" srcset="/wp/2023/01/mark-150x50.png 150w, '
+                '/wp/2023/01/mark.png 300w" sizes="(max-width: 300px) 100vw, 300px"></a></div>'
+                '<nav class="main-navigation"><button class="menu-toggle"><svg class="icon '
+                'icon-bars" width="24" height="24"><use href="#icon-bars"/></svg></button></nav>'
+                '<img src="/wp/themes/x/search.svg" class="search-icon"></header><main>'
+                '<section class="partners"><img src="/p/logo-a.png" alt="Partner A logo">'
+                '</section></main><footer><div class="footer-logo"><img src="/wp/mark-white.png">'
+                '</div><a class="social-facebook" href="https://facebook.example/acme"><svg '
+                'width="20" height="20"><circle cx="10" cy="10" r="9"/></svg></a></footer>',
+                '<meta property="og:image" content="/wp/2023/02/summer-banner.jpg">'
+                '<link rel="apple-touch-icon" href="/wp/icon-180.png">'
+                + jsonld({"@type": "WebSite", "name": "Acme Widgets", "url": "/"}),
+            ),
+            "/cookie/logo.png": png(colour=BLUE),
+            "/wp/2023/01/mark-150x50.png": png((150, 60)),
+            "/wp/2023/01/mark.png": png((300, 120)),
+            "/p/logo-a.png": png(colour=BLUE),
+            "/wp/mark-white.png": png(colour=GREY),
+            "/wp/2023/02/summer-banner.jpg": png((1200, 630), GREY),
+            "/wp/icon-180.png": png((180, 180), GREEN),
+        },
+        "img",
+        "/wp/2023/01/mark.png",
+    ),
+    "nextjs-like": (
+        {
+            "/": html(
+                '<div id="__next"><header class="Header_root__x1"><nav><a href="/">'
+                '<img alt="Nextjs-like" loading="lazy" width="120" height="32" data-nimg="1" '
+                'src="/_next/image?url=%2Fbrand%2Fwordmark.png&amp;w=256&amp;q=75" '
+                'srcset="/_next/image?url=%2Fbrand%2Fwordmark.png&amp;w=128&amp;q=75 1x, '
+                '/_next/image?url=%2Fbrand%2Fwordmark.png&amp;w=256&amp;q=75 2x"></a>'
+                '<a href="/cart" class="Header_cart__9"><svg class="Icon_cart" width="24" '
+                'height="24"><path d="M1 1h20v20H1z"/></svg></a></nav></header><main>'
+                '<img alt="Summer sale" src="/_next/static/media/hero.jpg"></main></div>',
+                '<link rel="icon" href="/favicon.ico" sizes="any">',
+            ),
+            "/_next/image": png((256, 68)),
+            "/_next/static/media/hero.jpg": png((1600, 700), GREY),
+            "/favicon.ico": ico(),
+        },
+        "img",
+        "/_next/image?url=%2Fbrand%2Fwordmark.png&w=256&q=75",
+    ),
     "apple-touch-icon": (
         {
             "/": html(

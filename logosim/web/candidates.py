@@ -688,9 +688,10 @@ def stylesheet_candidates(
 
 # -- icons, manifest, stylesheets, refresh ----------------------------------------------------
 def _declared_size(sizes: str | None, url: str, type_: str | None) -> int:
-    if (sizes or "").strip().lower() == "any" or url.lower().split("?")[0].endswith(".svg"):
-        return 512
-    if (type_ or "").lower() == "image/svg+xml":
+    """Declared pixels (the largest of ``sizes``); a vector icon counts as 512. ``sizes="any"``
+    on a ``.ico`` (Next.js writes it) says nothing about its size."""
+    path = url.lower().split("?")[0]
+    if path.endswith((".svg", ".svgz")) or (type_ or "").lower() == "image/svg+xml":
         return 512
     found = [int(w) * int(h) for w, h in SIZE.findall(sizes or "")]
     return int(math.sqrt(max(found))) if found else 0
