@@ -36,6 +36,7 @@ FLOWS: dict[str, str] = {
     "reindex": "flows.reindex:reindex_flow",
     "train": "flows.train:train_flow",
     "export": "flows.export:export_flow",
+    "extract": "flows.extract:extract_flow",
 }
 # Stages still being written: served once their module exists, skipped (with a log) until then.
 OPTIONAL = {"preprocess", "train", "export"}

@@ -73,10 +73,12 @@ def test_gc_lists_then_removes_leftovers_orphans_and_stale_chunks(tmp_path):
 
     runner = CliRunner()
     dry = runner.invoke(app, ["gc", "--store", str(store.root)])
-    assert dry.exit_code == 0 and "2 file(s) to remove" in dry.output
+    assert dry.exit_code == 0 and "1 file(s) to remove" in dry.output  # the leftover alone
     assert leftover.exists() and orphan.exists()  # a dry run by default
 
-    done = runner.invoke(app, ["gc", "--store", str(store.root), "--stale", "--delete"])
+    done = runner.invoke(
+        app, ["gc", "--store", str(store.root), "--orphans", "--stale", "--delete"]
+    )
     assert done.exit_code == 0, done.output
     assert not leftover.exists() and not orphan.exists()
     assert not store.path("embeddings/e2.npz").exists()
@@ -84,4 +86,4 @@ def test_gc_lists_then_removes_leftovers_orphans_and_stale_chunks(tmp_path):
     assert (store.root / "_prefect" / "results" / "abc").exists()  # Prefect's, never touched
     after = verify_store(store)
     assert after.ok and (after.leftovers, after.orphans, after.stale) == ([], [], [])
-    assert collect_garbage(store, after, stale=True) == []
+    assert collect_garbage(store, after, orphans=True, stale=True) == []

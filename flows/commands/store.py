@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
         delete: Annotated[
             bool, typer.Option("--delete", help="Remove them; without it, only list them.")
         ] = False,
+        orphans: Annotated[
+            bool,
+            typer.Option("--orphans", help="Also remove files no manifest describes."),
+        ] = False,
         stale: Annotated[
             bool,
             typer.Option(
@@ -41,14 +45,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """Remove leftovers of interrupted writes and files no manifest describes (and, with
-        --stale, embedding chunks the current index does not use). A dry run by default."""
+        """Remove leftovers of interrupted writes (with --orphans, files no manifest describes;
+        with --stale, embedding chunks the current index does not use). A dry run by default."""
         from logosim.core.store import ArtifactStore
         from logosim.core.verify import collect_garbage, verify_store
 
         artifacts = ArtifactStore(store_path(store))
         report = verify_store(artifacts, checksum=False)
-        doomed = collect_garbage(artifacts, report, stale=stale, delete=delete)
+        doomed = collect_garbage(artifacts, report, orphans=orphans, stale=stale, delete=delete)
         for rel in doomed:
             typer.echo(("removed  " if delete else "would remove  ") + rel)
         total = len(doomed)

@@ -9,7 +9,7 @@ What counts as what:
 - **stale**: an embedding chunk no current index was built from (an earlier source or
   settings); only reported when an index exists, since without one nothing is current.
 
-``collect_garbage`` removes leftovers, orphans and (when asked) stale chunks with their
+``collect_garbage`` removes leftovers and, when asked, orphans and stale chunks with their
 manifests; it never touches damaged artifacts (the run repairs them) or Prefect's results.
 """
 
@@ -113,11 +113,17 @@ def verify_store(store: ArtifactStore, *, checksum: bool = True) -> StoreReport:
 
 
 def collect_garbage(
-    store: ArtifactStore, report: StoreReport, *, stale: bool = False, delete: bool = False
+    store: ArtifactStore,
+    report: StoreReport,
+    *,
+    orphans: bool = False,
+    stale: bool = False,
+    delete: bool = False,
 ) -> list[str]:
-    """What would go (``delete=False``, the default) or went: leftovers, orphans, and with
+    """What would go (``delete=False``, the default) or went: leftovers; with ``orphans``
+    the files without a manifest (a person's own file in the store is one: opt in), and with
     ``stale`` the stale chunks and their manifests."""
-    doomed = [*report.leftovers, *report.orphans]
+    doomed = list(report.leftovers) + (list(report.orphans) if orphans else [])
     if stale:
         doomed += [p for rel in report.stale for p in (rel, rel + MANIFEST_SUFFIX)]
     if delete:

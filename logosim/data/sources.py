@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -16,11 +17,15 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from loguru import logger
 from pydantic import BaseModel, Field
 
 from logosim.core.records import LogoRecord
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".svg", ".svgz", ".ico"}
+)
+SIDECAR_SUFFIXES = frozenset({".json"})  # metadata next to images, not skipped images
 DEMO = "demo"
 SourceFormat = Literal["auto", "folder", "parquet", "l3d"]
 
@@ -135,7 +140,17 @@ class FolderSource:
 
     @cached_property
     def files(self) -> list[Path]:
-        return [p for p in _walk(self.root) if p.suffix.lower() in IMAGE_SUFFIXES]
+        files, skipped = [], Counter()
+        for path in _walk(self.root):
+            suffix = path.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                files.append(path)
+            elif suffix not in SIDECAR_SUFFIXES:
+                skipped[suffix or "(none)"] += 1
+        if skipped:  # said once, so a format nobody reads is never silently dropped
+            kinds = ", ".join(f"{k}: {v}" for k, v in skipped.most_common())
+            logger.info(f"{self.root}: skipped {sum(skipped.values())} non-image files ({kinds})")
+        return files
 
     def __len__(self) -> int:
         return len(self.files)
