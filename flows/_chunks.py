@@ -31,7 +31,7 @@ def run_chunk_tasks(task: Task, jobs: Sequence[ChunkJob], *, label: str) -> list
         manifest: Manifest = future.result()
         if not store.verify(manifest):
             logger.warning(
-                f"{label} {job.chunk.name}: cached artifact missing or corrupt; recomputing"
+                f"{label} {job.chunk.name}: cached {manifest.path} missing or corrupt; recomputing"
             )
             manifest = bound.with_options(
                 refresh_cache=True, task_run_name=f"{label}-{job.chunk.name}-recompute"

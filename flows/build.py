@@ -6,8 +6,6 @@ a kill recomputes only unfinished chunks, and a missing or corrupt artifact is r
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
@@ -132,16 +130,3 @@ def _publish_summary(result: BuildResult) -> None:
     lines = summary_lines(result)
     create_markdown_artifact("\n".join(lines), key="build-summary", description="Build summary")
     print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the build flow.")
-    parser.add_argument("--source", default="demo")
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    args = parser.parse_args()
-    build_flow(
-        BuildParams(
-            source=SourceSpec(path=args.source), store=args.store, chunk_size=args.chunk_size
-        )
-    )

@@ -9,8 +9,6 @@ for build, cluster and evaluate; failed domains are rows with a reason, and erro
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -18,7 +16,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._chunks import run_chunk_tasks
 from logosim.core.settings import get_settings
 from logosim.web.extract import ExtractSettings
-from logosim.web.fetch import FetchSettings
 from logosim.web.stage import DEFAULT_CHUNK, ExtractSummary, plan_jobs, read_domains
 from tasks.extract import extract_chunk_task, publish_logos_task
 
@@ -56,14 +53,3 @@ def _publish_artifacts(summary: ExtractSummary) -> None:
         key="extract-report",
         description="Logo extraction",
     )
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the extract flow (logosim fetch-logos).")
-    parser.add_argument("--domains", required=True)
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--allow-private", action="store_true")
-    args = parser.parse_args()
-    fetch = FetchSettings(allow_private=args.allow_private)
-    print(extract_flow(args.domains, args.store, args.out, ExtractSettings(fetch=fetch)))

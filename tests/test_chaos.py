@@ -240,3 +240,45 @@ def test_kill_reindex_anywhere(server_env, changed_source, reference, tmp_path):
     )
     _same_as_reference(store, expected)
     print("\n".join(report))
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "delete":
+        path.unlink()
+    elif how == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:  # flip one byte in the middle
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+DAMAGE = {  # artifact (glob in the store) → how it is damaged between runs
+    "embeddings/*.npz": "flip",
+    "masks/*.npz": "truncate",
+    "pca/pca.npz": "flip",
+    "index/index.faiss": "truncate",
+    "index/ids.json": "delete",
+    "splits/splits.parquet": "flip",
+}
+
+
+def test_damaged_artifacts_are_detected_recomputed_and_reported_once(
+    server_env, source, reference, tmp_path
+):
+    """Flip a byte in, truncate or delete each kind of artifact between runs: the next build
+    notices (manifest size/sha256), recomputes it, says so once, and ends as before."""
+    store = tmp_path / "store"
+    shutil.copytree(reference["store"], store)
+    for pattern, how in DAMAGE.items():
+        victim = sorted(store.glob(pattern))[0]
+        _damage(victim, how)
+        assert not verify_store(ArtifactStore(store)).ok
+        log = tmp_path / f"after-{victim.name}.log"
+        run = _build(source, store, server_env, log)
+        assert run.wait(timeout=600) == 0, log.read_text()[-4000:]
+        text = log.read_text(errors="replace")
+        rel = str(victim.relative_to(store))
+        mentions = [line for line in text.splitlines() if rel in line and "recomput" in line]
+        assert len(mentions) == 1, (rel, how, mentions or text[-3000:])
+        _same_as_reference(store, reference["snapshot"])

@@ -119,4 +119,8 @@ def test_store_built_by_the_flat_layout_is_reused_with_every_chunk_cached(
     ]
     assert any(n.startswith("stats-chunk-") for n in chunk_runs), runs
     recomputed = {n: s for n, s in runs.items() if s != "Cached" and "publish_stats" not in n}
-    assert not recomputed, runs
+    # Issue 19 changed the PCA fit (PCA_VERSION 2) after the flat layout: the PCA is refitted
+    # and the index rebuilt from the cached chunks, by design; no chunk task reruns.
+    refitted = {n for n in recomputed if n.startswith(("fit_pca_task", "build_index_task"))}
+    assert not set(recomputed) - refitted, runs
+    assert all(s == "Cached" for s in chunk_runs.values()), chunk_runs

@@ -76,3 +76,15 @@ def test_reentrant_in_one_thread_exclusive_across_threads(tmp_path):
         order.append("outer done")
     thread.join(5)
     assert order == ["nested", "outer done", "other thread"]
+
+
+def test_the_lock_holder_removes_temporary_files_of_killed_writers(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "index").mkdir()
+    killed = tmp_path / "index" / f".index.faiss.{dead.pid}.abc123.tmp"
+    live = tmp_path / "index" / f".ids.json.{os.getpid()}.def456.tmp"  # a writer still at work
+    killed.write_bytes(b"half")
+    live.write_bytes(b"in progress")
+    with store_lock(tmp_path):
+        assert not killed.exists() and live.exists()

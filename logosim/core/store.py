@@ -15,12 +15,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 from pydantic import BaseModel, Field
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -69,6 +71,17 @@ def _fsync_dir(folder: Path) -> None:
 
 
 FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+TMP_SUFFIX = ".tmp"
+
+
+def temp_writer(path: Path) -> int | None:
+    """The pid of the process that was writing this temporary file (``.NAME.PID.XXXX.tmp``);
+    None for a file that is no such temporary file (or predates the pid in the name)."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return None
+    parts = name[: -len(TMP_SUFFIX)].rsplit(".", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
 def _free_mib(folder: Path) -> str:
@@ -76,6 +89,27 @@ def _free_mib(folder: Path) -> str:
         return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
     except OSError:
         return "free space unknown"
+
+
+def sweep_dead_temps(root: Path, old_seconds: float = 3600.0) -> list[Path]:
+    """Remove temporary files whose writer is gone (killed mid-write): its pid is not
+    running, or, for a name without a pid, the file is older than ``old_seconds``. A live
+    writer's temporary file is never touched."""
+    removed = []
+    for path in root.rglob(f".*{TMP_SUFFIX}"):
+        writer = temp_writer(path)
+        try:
+            dead = (
+                not psutil.pid_exists(writer)
+                if writer is not None
+                else time.time() - path.stat().st_mtime > old_seconds
+            )
+            if dead and path.is_file():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
 
 
 @contextlib.contextmanager
@@ -88,7 +122,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        # the writer's pid in the name: a leftover of a killed writer can be told apart
+        prefix = f".{final.name}.{os.getpid()}."
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=TMP_SUFFIX, dir=final.parent)
     except OSError as exc:
         raise _named(exc, final) from exc
     os.close(fd)

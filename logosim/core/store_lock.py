@@ -22,6 +22,8 @@ from pathlib import Path
 
 from loguru import logger
 
+from logosim.core.store import sweep_dead_temps
+
 LOCK_FILE = ".lock"
 _held: dict[Path, tuple[int, int, int]] = {}  # root → (fd, depth, owning thread)
 _guard = threading.Lock()
@@ -84,6 +86,8 @@ def _acquire(root: Path, wait: bool) -> int:
             started = time.monotonic()
             fcntl.flock(fd, fcntl.LOCK_EX)
             logger.info(f"store {root} is free after {time.monotonic() - started:.1f} s")
+        for path in sweep_dead_temps(root):  # the holder tidies up after killed writers
+            logger.info(f"removed {path.relative_to(root)}: left by a writer that was killed")
         os.ftruncate(fd, 0)
         command = " ".join(os.path.basename(a) for a in sys.argv[:3])
         os.write(
