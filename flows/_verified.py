@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from loguru import logger
@@ -11,12 +12,17 @@ from logosim.core.store import ArtifactStore, Manifest
 from tasks._prefect import for_store
 
 
-def run_verified(task: Task, store: str, **kwargs: Any) -> Manifest:
-    """Run ``task`` (cache hit or not); if its artifact is gone or corrupt, recompute it."""
+def run_verified(
+    task: Task, store: str, *, companions: Sequence[str] = (), **kwargs: Any
+) -> Manifest:
+    """Run ``task`` (cache hit or not); if its artifact, or one of the ``companions`` it
+    writes beside it (store paths, e.g. the index's id table), is gone or corrupt, recompute."""
     artifacts = ArtifactStore(store)
     bound = for_store(task, artifacts.root)
     manifest: Manifest = bound(store=store, **kwargs)
-    if not artifacts.verify(manifest):
-        logger.warning(f"{manifest.path}: cached artifact missing or corrupt; recomputing")
+    broken = [manifest.path] if not artifacts.verify(manifest) else []
+    broken += [rel for rel in companions if artifacts.load_verified(rel) is None]
+    if broken:
+        logger.warning(f"{', '.join(broken)}: cached artifact missing or corrupt; recomputing")
         manifest = bound.with_options(refresh_cache=True)(store=store, **kwargs)
     return manifest

@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows._verified import run_verified
 from logosim.core.store import Manifest
-from logosim.index.params import IndexParams, describe_dba
+from logosim.index.params import IDS_FILE, IndexParams, describe_dba
 from tasks.index import build_index_task
 
 
@@ -23,6 +23,7 @@ def index_flow(
     manifest = run_verified(
         build_index_task,
         store,
+        companions=(IDS_FILE,),
         embeddings=embeddings,
         pca=pca,
         params=params or IndexParams(),
