@@ -25,7 +25,7 @@ details{margin:4px 0;border:1px solid #e4e4e4;border-radius:6px;padding:4px 8px}
 summary{cursor:pointer;font-weight:600}
 .thumbs img{width:72px;height:72px;object-fit:contain;margin:2px;border:1px solid #eee;
 background:#fff}.muted{color:#777;font-weight:normal}
-input{padding:6px;width:320px;margin:8px 0}
+input{padding:6px;width:320px;margin:8px 0}table.facts td{text-align:left}
 """
 
 SCRIPT = """
@@ -93,7 +93,7 @@ def write_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<table>"
+        "<table class='facts'>"
         + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
         + "</table>",
         "<h2>Clusterings</h2>",
