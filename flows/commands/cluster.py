@@ -86,10 +86,19 @@ def register(app: typer.Typer) -> None:
         """Cluster the logos of a source (embeddings come from the build's cache)."""
         from flows.cluster import ClusterRunParams, cluster_flow
         from logosim.cluster.params import ClusterError, ClusterParams
+        from logosim.models import ModelError, weights_digest
 
         spec, total = checked_spec(source, fmt, group_column)
+        try:
+            weights_digest(model, weights)  # a CLIP model without a weights file fails here
+        except ModelError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
         build = build_params(spec, store_path(store), chunk_size, pca_dims, True, 50_000)
-        build.embed = build.embed.model_copy(update={"model": model, "weights": weights})
+        embed = {"model": model, "weights": weights}
+        if model.startswith("open_clip:"):
+            embed["runtime"] = "eager"  # CLIP towers run in PyTorch (no ONNX export checked)
+        build.embed = build.embed.model_copy(update=embed)
         try:
             settings = ClusterParams(
                 method=method,
