@@ -52,8 +52,11 @@ def cluster_flow(params: ClusterRunParams | None = None) -> dict[str, Any]:
         source=params.build.source,
     )
     out = Path(params.out) if params.out else store.path(result.path).parent
+    # The default folder is this run's own, inside the store: redraw it freely (only files
+    # the tool wrote are ever replaced). A folder the user named needs --overwrite.
+    overwrite = params.overwrite or params.out is None
     publish = for_store(publish_task, store.root)
-    summary = publish(str(store.root), result, params.build.source, str(out), params.overwrite)
+    summary = publish(str(store.root), result, params.build.source, str(out), overwrite)
     _publish_artifacts(summary)
     return summary
 

@@ -38,6 +38,7 @@ MAP_MEDOIDS = 30  # thumbnails on umap.png
 REPORT_CLUSTERS, REPORT_THUMBS = 150, 10  # clusters listed with thumbnails in report.html
 REPORT_DUPLICATES = 20
 SUMMARY_FILE = "summary.json"
+OUTPUTS_VERSION = "2"  # bump when the outputs change: folders holding an older drawing are redrawn
 
 
 def quality_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,7 +79,8 @@ def publish_run(
     """Write every output of the run ``result`` under ``out``; return the summary. A folder
     that already holds this run complete is left as it is."""
     started = time.perf_counter()
-    key, summary = result.meta["key"], dict(result.meta["summary"])
+    key = f"{result.meta['key']}-outputs{OUTPUTS_VERSION}"
+    summary = dict(result.meta["summary"])
     out = out.expanduser().resolve()
     if prepare_out_dir(out, key, overwrite):
         logger.info(f"cluster outputs: {out} is up to date")
@@ -208,7 +210,11 @@ def publish_run(
         images,
         entries,
         max(0, n_clusters - len(entries)),
-        [(g, [(ids[i], thumb(i)) for i in rows]) for g, rows in enumerate(dup_rows)],
+        [
+            (g, int((dup == g).sum()), [(ids[i], thumb(i)) for i in rows])
+            for g, rows in enumerate(dup_rows)
+        ],
+        summary["duplicates"]["groups"],
     )
     files.append("report.html")
     atomic_write_bytes(out / SUMMARY_FILE, json.dumps(_clean(summary), indent=1).encode())

@@ -25,7 +25,9 @@ details{margin:4px 0;border:1px solid #e4e4e4;border-radius:6px;padding:4px 8px}
 summary{cursor:pointer;font-weight:600}
 .thumbs img{width:72px;height:72px;object-fit:contain;margin:2px;border:1px solid #eee;
 background:#fff}.muted{color:#777;font-weight:normal}
-input{padding:6px;width:320px;margin:8px 0}table.facts td{text-align:left}
+input{padding:6px;width:320px;margin:8px 0}
+.dup{display:inline-block;vertical-align:top;margin:4px;padding:4px 6px;border:1px solid #e4e4e4;
+border-radius:6px}.dup .thumbs img{width:56px;height:56px}table.facts td{text-align:left}
 """
 
 SCRIPT = """
@@ -87,7 +89,8 @@ def write_report(
     pictures: list[tuple[str, Path]],
     clusters: list[ClusterEntry],
     more_clusters: int,
-    duplicates: list[tuple[int, Sequence[tuple[str, Image.Image | None]]]],
+    duplicates: list[tuple[int, int, Sequence[tuple[str, Image.Image | None]]]],
+    duplicate_groups: int = 0,
 ) -> None:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -104,11 +107,13 @@ def write_report(
     for caption, picture in pictures:
         parts.append(f"<h2>{html.escape(caption)}</h2><img class='pic' src='{png_uri(picture)}'>")
     if duplicates:
-        parts.append(f"<h2>Near-duplicate groups (largest {len(duplicates)})</h2>")
-        for group, items in duplicates:
+        parts.append(
+            f"<h2>Near-duplicate groups (largest {len(duplicates)} of {duplicate_groups:,})</h2>"
+        )
+        for group, size, items in duplicates:
             parts.append(
-                f"<details><summary>group {group} <span class='muted'>{len(items)} shown"
-                f"</span></summary><div class='thumbs'>{_thumbs(items)}</div></details>"
+                f"<div class='dup'><b>group {group}</b> <span class='muted'>{size} logos"
+                f"</span><div class='thumbs'>{_thumbs(items)}</div></div>"
             )
     parts.append(
         "<h2 id='list'>Clusters</h2><input placeholder='filter by cluster, id or group' "
