@@ -35,7 +35,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _tile(image: Image.Image | None, size: int) -> Image.Image:
-    tile = Image.new("RGB", (size, size), "#f2f2f2")
+    tile = Image.new("RGB", (size, size), "white")
     if image is not None:
         image = image.convert("RGB")
         image.thumbnail((size, size))

@@ -38,7 +38,7 @@ MAP_MEDOIDS = 30  # thumbnails on umap.png
 REPORT_CLUSTERS, REPORT_THUMBS = 150, 10  # clusters listed with thumbnails in report.html
 REPORT_DUPLICATES = 20
 SUMMARY_FILE = "summary.json"
-OUTPUTS_VERSION = "2"  # bump when the outputs change: folders holding an older drawing are redrawn
+OUTPUTS_VERSION = "3"  # bump when the outputs change: folders holding an older drawing are redrawn
 
 
 def quality_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
