@@ -148,6 +148,7 @@ def _scale_one(store_root: str, source: str, size: int, queue) -> None:
     queue.put(
         {
             "size": size,
+            "umap_init": ClusterParams().init_for(size),
             "seconds": round(time.perf_counter() - started, 1),
             "stages": summary["seconds"],
             "clusters": figures["clusters"],

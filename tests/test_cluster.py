@@ -181,3 +181,9 @@ def test_out_dir_refused_unless_overwrite_and_user_files_survive(tmp_path):
     file_out.write_text("x")
     with pytest.raises(ClusterError):
         prepare_out_dir(file_out, "k", overwrite=False)
+
+
+def test_umap_start_is_spectral_for_small_sets_and_pca_for_large():
+    params = ClusterParams()
+    assert params.init_for(10_890) == "spectral" and params.init_for(100_000) == "pca"
+    assert ClusterParams(umap_init="spectral").init_for(100_000) == "spectral"

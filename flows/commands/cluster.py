@@ -58,6 +58,10 @@ ModelOpt = Annotated[
         "--weights FILE.",
     ),
 ]
+InitOpt = Annotated[
+    Literal["auto", "spectral", "pca"],
+    typer.Option("--umap-init", help="UMAP start; auto = spectral below 50,000 logos, else pca."),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (UMAP, KMeans).")]
 
 
@@ -74,10 +78,15 @@ def register(app: typer.Typer) -> None:
         neighbours: NeighboursOpt = 5,
         umap_dims: UmapDimsOpt = 10,
         space: SpaceOpt = "umap",
+        umap_init: InitOpt = "auto",
         dedup_threshold: DedupOpt = 0.95,
         out: OutOpt = None,
         overwrite: OverwriteOpt = False,
-        seed: SeedOpt = 0,
+        seed: InitOpt = Annotated[
+    Literal["auto", "spectral", "pca"],
+    typer.Option("--umap-init", help="UMAP start; auto = spectral below 50,000 logos, else pca."),
+]
+SeedOpt = 0,
         chunk_size: ChunkOpt = None,
         pca_dims: DimsOpt = 512,
         model: ModelOpt = "tf_efficientnet_lite0",
@@ -107,6 +116,7 @@ def register(app: typer.Typer) -> None:
                 neighbours=neighbours,
                 umap_dims=umap_dims,
                 space=space,
+                umap_init=umap_init,
                 dedup_threshold=dedup_threshold,
                 seed=seed,
             )

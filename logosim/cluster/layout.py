@@ -35,6 +35,7 @@ def umap_layout(
     neighbours: int,
     min_dist: float = 0.1,
     seed: int = 0,
+    init: str = "spectral",
 ) -> np.ndarray:
     """UMAP of ``x`` (cosine) into ``dims`` dimensions, reusing ``graph``'s neighbours."""
     n = len(x)
@@ -55,7 +56,7 @@ def umap_layout(
         min_dist=min_dist,
         precomputed_knn=(*knn, None),
         random_state=seed,
-        init="spectral" if n > dims + 1 else "random",
+        init=init if n > dims + 1 else "random",
         n_jobs=1,
         low_memory=True,
     )

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 Method = Literal["hdbscan", "kmeans", "both"]
 Space = Literal["umap", "descriptors"]
 
-CLUSTER_VERSION = "1"  # bump when a code change alters the clusters (invalidates caches)
+CLUSTER_VERSION = "1"
+PCA_INIT_FROM = 50_000  # auto UMAP start: spectral below, pca from here  # bump when a code change alters the clusters (invalidates caches)
 
 
 class ClusterError(ValueError):
@@ -41,12 +42,22 @@ class ClusterParams(BaseModel):
     )
     map_neighbours: int = Field(15, ge=2, description="UMAP neighbours of the 2-D map.")
     umap_dims: int = Field(10, ge=2, description="Dimensions of the layout clustered on.")
+    umap_init: Literal["auto", "spectral", "pca"] = Field(
+        "auto",
+        description="UMAP start: spectral (UMAP's default), pca, or auto = spectral below "
+        "50,000 logos, pca from there (spectral's cost and memory grow fast with size).",
+    )
     min_dist: float = Field(0.0, ge=0.0, description="UMAP min_dist of the clustering layout.")
     dedup_threshold: float = Field(
         0.95, gt=-1.0, le=1.0, description="Near-duplicates: cosine similarity at least this."
     )
     silhouette_sample: int = Field(5000, ge=100, description="Rows sampled for silhouettes.")
     seed: int = Field(0, description="Random seed (UMAP, KMeans, samples).")
+
+    def init_for(self, n: int) -> str:
+        if self.umap_init != "auto":
+            return self.umap_init
+        return "spectral" if n < PCA_INIT_FROM else "pca"
 
     def methods(self) -> list[str]:
         return ["hdbscan", "kmeans"] if self.method == "both" else [self.method]

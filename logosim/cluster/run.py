@@ -94,7 +94,10 @@ def cluster_vectors(
     graph = knn_graph(x, k, seed=params.seed)
     timings["knn"] = time.perf_counter() - started
     tick = time.perf_counter()
-    xy = umap_layout(x, graph, 2, neighbours=params.map_neighbours, min_dist=0.1, seed=params.seed)
+    init = params.init_for(n)
+    xy = umap_layout(
+        x, graph, 2, neighbours=params.map_neighbours, min_dist=0.1, seed=params.seed, init=init
+    )
     timings["umap_2d"] = time.perf_counter() - tick
     if params.space == "umap":
         tick = time.perf_counter()
@@ -105,6 +108,7 @@ def cluster_vectors(
             neighbours=params.neighbours,
             min_dist=params.min_dist,
             seed=params.seed,
+            init=init,
         )
         timings[f"umap_{params.umap_dims}d"] = time.perf_counter() - tick
     else:
