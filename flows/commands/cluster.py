@@ -82,11 +82,7 @@ def register(app: typer.Typer) -> None:
         dedup_threshold: DedupOpt = 0.95,
         out: OutOpt = None,
         overwrite: OverwriteOpt = False,
-        seed: InitOpt = Annotated[
-    Literal["auto", "spectral", "pca"],
-    typer.Option("--umap-init", help="UMAP start; auto = spectral below 50,000 logos, else pca."),
-]
-SeedOpt = 0,
+        seed: SeedOpt = 0,
         chunk_size: ChunkOpt = None,
         pca_dims: DimsOpt = 512,
         model: ModelOpt = "tf_efficientnet_lite0",
