@@ -187,3 +187,26 @@ def test_umap_start_is_spectral_for_small_sets_and_pca_for_large():
     params = ClusterParams()
     assert params.init_for(10_890) == "spectral" and params.init_for(100_000) == "pca"
     assert ClusterParams(umap_init="spectral").init_for(100_000) == "spectral"
+
+
+def test_folder_source_logos_are_hard_linked_with_contact_sheets(tmp_path):
+    from PIL import Image
+
+    from logosim.cluster.outputs import Placement, write_folder_sheets, write_folders
+    from logosim.sources import SourceSpec
+
+    src = tmp_path / "logos"
+    (src / "sub dir").mkdir(parents=True)
+    for name, colour in (("a.png", "red"), ("sub dir/b?.png", "blue"), ("c.png", "green")):
+        Image.new("RGB", (40, 30), colour).save(src / name)
+    placement = Placement({"a.png": "0", "sub dir/b?.png": "0", "c.png": "noise"})
+    out = tmp_path / "out"
+    thumbs = write_folders(out, SourceSpec(path=str(src)), placement, {"a.png"})
+    assert set(thumbs) == {"a.png"} and max(thumbs["a.png"].size) <= 96
+    linked = out / placement.files["sub dir/b?.png"]
+    assert linked.parent.name == "0" and "?" not in linked.name and " " not in linked.name
+    assert linked.stat().st_ino == (src / "sub dir" / "b?.png").stat().st_ino  # a hard link
+    assert placement.linked == 3 and placement.copied == 0
+    sheets = write_folder_sheets(out, placement, {"a.png": 0.9})
+    assert sorted(sheets) == ["clusters/0/index.html", "clusters/noise/index.html"]
+    assert "sub dir/b?.png" in (out / "clusters/0/index.html").read_text()

@@ -274,7 +274,6 @@ def write_folders(
 def write_folder_sheets(
     out: Path,
     placement: Placement,
-    labels: dict[str, int],
     probability: dict[str, float],
 ) -> list[str]:
     """A small ``index.html`` per cluster folder: its logos, best members first."""

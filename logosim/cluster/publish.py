@@ -122,9 +122,7 @@ def publish_run(
     thumbs = write_folders(out, source, placement, wanted)
     probability = dict(zip(ids, arrays[f"{primary}_probability"].tolist(), strict=True))
     files += list(placement.files.values())
-    files += write_folder_sheets(
-        out, placement, dict(zip(ids, labels.tolist(), strict=True)), probability
-    )
+    files += write_folder_sheets(out, placement, probability)
     seconds_folders = time.perf_counter() - started
 
     def thumb(i: int) -> Image.Image | None:
