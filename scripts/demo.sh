@@ -12,6 +12,10 @@ LS=.venv/bin/logosim
 $LS build --source demo --store "$STORE"
 $LS evaluate --source demo --group-column group --store "$STORE"
 
+# Clusters: UMAP + HDBSCAN on the cached embeddings; tables, folders, pictures, a report.
+$LS cluster --source demo --group-column group --store "$STORE" --method both
+report=$(ls -t "$STORE"/cluster/*/report.html | head -1)
+
 # Example searches: three demo logos as queries, results as text and as a contact sheet.
 queries="$STORE/demo-queries"
 .venv/bin/python -m scripts.demo_queries "$queries" 3
@@ -23,4 +27,5 @@ echo "  stats:        $STORE/stats/stats.json (+ histograms)"
 echo "  index:        $STORE/index/"
 echo "  metrics:      $STORE/eval/metrics.json"
 echo "  search sheet: $STORE/search-sheet.png"
+echo "  clusters:     $report (and clusters.csv, clusters/, *.png beside it)"
 echo "  errors:       $STORE/errors.jsonl"

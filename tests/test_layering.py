@@ -24,6 +24,8 @@ ORDER = {
     "search": 5,
     "train": 6,
     "report": 6,
+    # grouping: the embed stage's descriptors → kNN graph, UMAP, HDBSCAN/KMeans, reports
+    "cluster": 6,
     # logos from websites: a source of images, before everything that consumes one
     "web": 2,
 }

@@ -105,6 +105,11 @@ def file_digest(path: Path) -> str:
 
 def weights_digest(model: str, weights: str) -> str:
     """Identifies the weights without loading them (for cache keys)."""
+    if model.startswith("open_clip:") and weights in (WHEEL_WEIGHTS, HUB_WEIGHTS):
+        raise ModelError(
+            f"{model}: CLIP weights cannot be downloaded here; pass --weights FILE (an "
+            "open_clip checkpoint) or 'random' (untrained, for tests)"
+        )
     if weights == WHEEL_WEIGHTS:
         return "sha256:" + file_digest(wheel_weights_path())
     if weights in (HUB_WEIGHTS, RANDOM_WEIGHTS):
@@ -170,7 +175,12 @@ def load_backbone(
     pooling: Pooling = "gem",
     gem_p: float = 3.0,
 ) -> LoadedBackbone:
-    """Build ``model`` (a timm name) without its classifier, load ``weights``, add pooling."""
+    """Build ``model`` (a timm name) without its classifier, load ``weights``, add pooling.
+    ``open_clip:<arch>`` builds a CLIP image tower instead (``logosim.embed.open_clip_backbone``)."""
+    if model.startswith("open_clip:"):
+        from logosim.embed.open_clip_backbone import load_open_clip
+
+        return load_open_clip(model, weights)
     import timm  # heavy import: only when a model is actually built
 
     if weights == WHEEL_WEIGHTS and model != DEFAULT_MODEL:
