@@ -25,3 +25,11 @@ def store(tmp_path):
     from logosim.store import ArtifactStore
 
     return ArtifactStore(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def api_store(tmp_path_factory):
+    """A small served store (tests/api_store.py): built once for every API test module."""
+    from api_store import build_api_store
+
+    return build_api_store(tmp_path_factory.mktemp("api"))
