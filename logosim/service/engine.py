@@ -15,6 +15,7 @@ transform → α-query expansion → ANN (filters as a FAISS id selector) → op
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import threading
 import time
@@ -28,7 +29,7 @@ import numpy as np
 from loguru import logger
 from PIL import Image
 
-from logosim.index import INDEX_FILE, LogoIndex, index_pca
+from logosim.index import IDS_FILE, INDEX_FILE, LogoIndex, index_pca
 from logosim.pca import Descriptors, l2_normalize
 from logosim.rerank import RerankParams, cues
 from logosim.service.catalog import LRU, Catalog
@@ -39,6 +40,15 @@ from logosim.store import ArtifactStore
 
 EXPORTED_MODEL = "export/logosim-fp32.onnx"
 WEIGHT_TEXT = 0.2  # the word element's weight next to the ANN score (1.0)
+
+
+def published_version(store: ArtifactStore) -> str | None:
+    """The version a reindex publishes: the index file and its id table (removing a mark
+    changes only the table's tombstones, not the FAISS file)."""
+    index, ids = store.read_manifest(INDEX_FILE), store.read_manifest(IDS_FILE)
+    if index is None or ids is None:
+        return None
+    return hashlib.sha256(f"{index.sha256}:{ids.sha256}".encode()).hexdigest()[:12]
 
 
 class EngineError(RuntimeError):
@@ -80,15 +90,17 @@ class Vectors(Protocol):
     def expand(self, vectors: np.ndarray, ef_search: int | None) -> np.ndarray: ...
 
     def search(
-        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None, ef_search: int | None
-    ) -> list[list[tuple[str, float]]]: ...
+        self, vectors: np.ndarray, k: int, options: SearchOptions
+    ) -> list[list[tuple[str, float]]]:
+        """Top-k (id, inner product) per query among the marks passing the filters."""
+        ...
 
 
 class FaissVectors:
     """The published FAISS index, memory-mapped; filters become an id bitmap selector."""
 
     def __init__(self, index: LogoIndex, catalog: Catalog) -> None:
-        self.index = index
+        self.index, self.catalog = index, catalog
         self.kind = f"faiss-{index.kind}"
         position = index.table.position
         # the index slot of each catalog row (-1: not indexed, removed, or failed to embed)
@@ -101,8 +113,10 @@ class FaissVectors:
         return self.index.expand(vectors, ef_search=ef_search)
 
     def search(
-        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None, ef_search: int | None
+        self, vectors: np.ndarray, k: int, options: SearchOptions
     ) -> list[list[tuple[str, float]]]:
+        ef_search = options.ef_search
+        allowed = self.catalog.mask(options.vienna_prefix, options.year_min, options.year_max)
         if allowed is None:
             found = self.index.search(vectors, k, ef_search=ef_search)
             return [
@@ -200,17 +214,18 @@ class Engine:
         except QueryModelError as exc:
             raise EngineError(str(exc)) from exc
 
-    def _load_vectors(self, index: LogoIndex, catalog: Catalog) -> Vectors:
+    def _load_vectors(self, version: str, index: LogoIndex, catalog: Catalog) -> Vectors:
         if self.settings.backend == "pgvector":
             from logosim.service.pgvector import PgVectors
 
             if not self.settings.dsn:
                 raise EngineError("--backend pgvector needs --dsn")
-            return PgVectors.sync(self.settings.dsn, index, catalog)
+            return PgVectors.sync(self.settings.dsn, version, index, catalog)
         return FaissVectors(index, catalog)
 
     def load_snapshot(self) -> Snapshot:
         started = time.perf_counter()
+        version = published_version(self.store)
         index = LogoIndex.load(self.store, mmap=True)
         manifest = index.manifest
         model = self.model
@@ -234,9 +249,9 @@ class Engine:
         if self.settings.source:
             spec = spec.model_copy(update={"path": self.settings.source})
         catalog = Catalog.load(self.store, spec, manifest.sha256)
-        vectors = self._load_vectors(index, catalog)
+        vectors = self._load_vectors(version, index, catalog)
         return Snapshot(
-            version=manifest.sha256[:12],
+            version=version,
             created=manifest.created,
             vectors=vectors,
             describe=describe,
@@ -265,9 +280,9 @@ class Engine:
             if self.model is None:
                 self.start()
                 return self.snapshot is not None
-            manifest = self.store.read_manifest(INDEX_FILE)
+            version = published_version(self.store)
             current = self.snapshot
-            if manifest is None or (current and manifest.sha256.startswith(current.version)):
+            if version is None or (current and version == current.version):
                 return False
             try:
                 fresh = self.load_snapshot()
@@ -308,10 +323,9 @@ class Engine:
             raise EngineError(self.error or "still loading")
         vectors = snapshot.describe(self.embed([q.image for q in queries]))
         vectors = snapshot.vectors.expand(vectors, options.ef_search)
-        allowed = snapshot.catalog.mask(options.vienna_prefix, options.year_min, options.year_max)
         has_text = any(q.text and _norm_text(q.text) for q in queries)
         depth = max(options.candidates, options.k) if options.rerank or has_text else options.k
-        found = snapshot.vectors.search(vectors, depth, allowed, options.ef_search)
+        found = snapshot.vectors.search(vectors, depth, options)
         results = []
         for query, candidates in zip(queries, found, strict=True):
             results.append(self._rank(snapshot, query, candidates, options))
