@@ -26,7 +26,7 @@ def test_no_generated_request_gets_a_5xx(api_store):
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-        def fuzz(case) -> None:
+        def fuzz(case, operation=operation) -> None:
             headers = {"X-API-Key": KEY} if case.path.startswith("/v1/") else None
             response = case.call(headers=headers)
             seen.setdefault(operation.label, set()).add(response.status_code)
