@@ -9,6 +9,12 @@ embed (exported model) → α-QE → ANN → (re-rank) → JSON.
     python bench/bench_api.py --store /tmp/api-devbench \\
         --queries /work/shared/bench/logo_bench_dev.parquet --label devbench
 
+A synthetic register of N marks for the same service (the dev bench's real vectors plus
+clustered unit vectors around them, an exact index, the dev store's PCA and exported model):
+
+    python bench/bench_api.py --store /tmp/api-1m --make-synthetic 1000000 \
+        --from-store /tmp/api-devbench --queries /work/shared/bench/logo_bench_dev.parquet --label synthetic-1m
+
 Results merge into bench/results/api.json under ``--label``.
 """
 
@@ -115,6 +121,49 @@ def level(
     }
 
 
+def make_synthetic(store_dir: str, rows: int, from_store: str, seed: int = 0) -> None:
+    """An exact index of ``rows`` vectors: the real ones of ``from_store`` first, then
+    clustered noise around them; a Parquet source with ids only (no images)."""
+    import shutil
+
+    import faiss
+    import pyarrow as pa
+
+    from logosim.index import INDEX_FILE, IdTable, LogoIndex, _save
+    from logosim.store import ArtifactStore
+
+    src = ArtifactStore(from_store)
+    real = LogoIndex.load(src)
+    out = Path(store_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for rel in ("export", "pca"):
+        shutil.copytree(src.path(rel), out / rel, dirs_exist_ok=True)
+    store = ArtifactStore(out)
+    ids, vectors = [], []
+    for block_ids, block in real.live_vectors():
+        ids += block_ids
+        vectors.append(block)
+    base = np.concatenate(vectors)
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(base.shape[1]))
+    table = IdTable()
+    index.add_with_ids(base, table.append(ids))
+    rng = np.random.default_rng(seed)
+    while len(table.ids) < rows:
+        n = min(65536, rows - len(table.ids))
+        centre = base[rng.integers(len(base), size=n)]
+        block = centre + 0.05 * rng.normal(size=centre.shape).astype(np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        start = len(table.ids)
+        index.add_with_ids(block, table.append(f"synthetic/{i}" for i in range(start, start + n)))
+    source = out / "marks.parquet"
+    pq.write_table(
+        pa.table({"id": table.ids, "image": pa.array([b""] * len(table.ids), pa.binary())}), source
+    )
+    meta = dict(src.read_manifest(INDEX_FILE).meta)
+    meta["source"] = {"path": str(source), "format": "parquet"}
+    _save(store, index, table, meta)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True)
@@ -126,9 +175,15 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--rerank", action="store_true")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--make-synthetic", type=int, default=0, help="Build STORE first.")
+    parser.add_argument("--from-store", help="The store whose vectors seed --make-synthetic.")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="To `logosim api`.")
     args = parser.parse_args()
 
+    if args.make_synthetic:
+        t0 = time.perf_counter()
+        make_synthetic(args.store, args.make_synthetic, args.from_store)
+        print(f"synthetic store: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     table = pq.read_table(args.queries, columns=["image"]).slice(0, 500)
     images = [v if isinstance(v, bytes) else v["bytes"] for v in table.column("image").to_pylist()]
     port = free_port()

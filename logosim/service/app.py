@@ -294,13 +294,12 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
         snapshot = current()
         if snapshot.catalog.metadata(mark_id) is None:
             raise fail(404, "unknown_mark", mark_id)
-        key = ("thumb", mark_id, settings.thumbnail_px)
-        data = snapshot.cue_cache.get(key)
+        data = snapshot.thumbnails.get(mark_id)
         if data is None:
             data = snapshot.catalog.thumbnail(mark_id, settings.thumbnail_px)
             if data is None:
                 raise fail(404, "no_image", f"{mark_id}: the source has no readable image")
-            snapshot.cue_cache.put(key, data)
+            snapshot.thumbnails.put(mark_id, data)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.get(

@@ -160,7 +160,8 @@ class Snapshot:
     describe: Descriptors
     catalog: Catalog
     loaded_ms: float
-    cue_cache: LRU = field(default_factory=lambda: LRU(20_000))
+    cue_cache: LRU = field(default_factory=lambda: LRU(20_000))  # ~2.6 KB a mark
+    thumbnails: LRU = field(default_factory=lambda: LRU(2_000))  # PNG bytes, ~15 KB each
 
 
 def _norm_text(text: str) -> str:
