@@ -50,6 +50,10 @@ def test_a_mark_finds_itself_first_with_metadata_and_thumbnail(served):
     thumb = c.get(top["thumbnail_url"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/png"
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 160
+    large = c.get(top["thumbnail_url"], params={"size": 400})
+    assert max(Image.open(io.BytesIO(large.content)).size) > 160
+    bad = c.get(top["thumbnail_url"], params={"size": 5000})
+    assert (bad.status_code, bad.json()["reason"]) == (422, "invalid_field")
     mark = c.get(f"/v1/marks/{rows[5]['id']}").json()
     assert (
         mark["metadata"]["text"] == rows[5]["name"]

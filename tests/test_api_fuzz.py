@@ -21,12 +21,11 @@ def test_no_generated_request_gets_a_5xx(api_store):
     app = create_app(config, engine=started_engine(config))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     seen: dict[str, set[int]] = {}
-    for result in schema.get_all_operations():
-        operation = result.ok()
 
+    def fuzzer(operation):
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-        def fuzz(case, operation=operation) -> None:
+        def fuzz(case) -> None:
             headers = {"X-API-Key": KEY} if case.path.startswith("/v1/") else None
             response = case.call(headers=headers)
             seen.setdefault(operation.label, set()).add(response.status_code)
@@ -34,6 +33,9 @@ def test_no_generated_request_gets_a_5xx(api_store):
             if response.status_code >= 400:
                 assert "reason" in response.json(), response.text
 
-        fuzz()
+        return fuzz
+
+    for result in schema.get_all_operations():
+        fuzzer(result.ok())()
     assert len(seen) == 6, seen
     assert any(code == 200 for code in seen["GET /healthz"])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
+import fastapi
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -289,17 +290,23 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
         dependencies=KEYED,
         tags=["marks"],
     )
-    def mark_image(mark_id: str) -> Response:
+    def mark_image(
+        mark_id: str,
+        size: Annotated[
+            int | None, fastapi.Query(ge=32, le=1024, description="Longest side, px.")
+        ] = None,
+    ) -> Response:
         """The mark's thumbnail (PNG), read from the indexed source."""
         snapshot = current()
         if snapshot.catalog.metadata(mark_id) is None:
             raise fail(404, "unknown_mark", mark_id)
-        data = snapshot.thumbnails.get(mark_id)
+        side = size or settings.thumbnail_px
+        data = snapshot.thumbnails.get((mark_id, side))
         if data is None:
-            data = snapshot.catalog.thumbnail(mark_id, settings.thumbnail_px)
+            data = snapshot.catalog.thumbnail(mark_id, side)
             if data is None:
                 raise fail(404, "no_image", f"{mark_id}: the source has no readable image")
-            snapshot.thumbnails.put(mark_id, data)
+            snapshot.thumbnails.put((mark_id, side), data)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.get(

@@ -193,7 +193,7 @@ async function openMark(hit) {
   const mark = r.ok ? await r.json() : { id: hit.id, metadata: hit.metadata };
   $("modal-id").textContent = mark.id;
   $("modal-image").removeAttribute("src");
-  thumbnail($("modal-image"), hit.thumbnail_url);
+  thumbnail($("modal-image"), `${hit.thumbnail_url}?size=512`);
   const dl = $("modal-meta");
   dl.replaceChildren();
   const rows = { score: fmt(hit.score), ...Object.fromEntries(
