@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 RESULTS = Path(__file__).parent / "results" / "api.json"
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's logosim, not whichever is installed
 
 
 def free_port() -> int:

@@ -288,3 +288,13 @@ def test_keys_from_a_file(tmp_path):
     keys.write_text("# one per line\nfirst\n\nsecond\n")
     settings = ServiceSettings(store=tmp_path, keys="third", keys_file=keys)
     assert settings.api_keys() == {"first", "second", "third"}
+
+
+def test_a_search_over_its_time_limit_answers_503_with_a_reason(api_store, served):
+    root, rows = api_store
+    c, _ = served
+    settings = ServiceSettings(store=root, timeout_s=1e-6)
+    with client(settings, c.app.state.engine) as slow:
+        r = search(slow, rows[0]["image"])
+        assert (r.status_code, r.json()["reason"]) == (503, "timeout")
+    assert search(c, rows[0]["image"], k="1").status_code == 200
