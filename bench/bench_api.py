@@ -194,8 +194,8 @@ def main() -> None:
     try:
         level(url, images, 1, args.warmup, 60, form)  # first calls: lazy pages, caches
         levels = [level(url, images, c, args.requests, args.seconds, form) for c in args.clients]
-        rss = psutil.Process(proc.pid).memory_info().rss
-        children = sum(c.memory_info().rss for c in psutil.Process(proc.pid).children(True))
+        procs = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]
+        memory = [p.memory_full_info() for p in procs]  # pss: shared pages split between them
     finally:
         proc.terminate()
         proc.wait(30)
@@ -209,7 +209,9 @@ def main() -> None:
         "ready_s_from_process_start": round(ready_s, 2),
         "ready_after_s_in_process": ready["ready_after_s"],
         "index_load_ms": ready["load_ms"],
-        "rss_mb": round((rss + children) / 2**20, 1),
+        "processes": len(procs),
+        "rss_mb": round(sum(m.rss for m in memory) / 2**20, 1),
+        "pss_mb": round(sum(m.pss for m in memory) / 2**20, 1),
         "cpu_cores": os.cpu_count(),
         "levels": levels,
         "measured": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
