@@ -122,9 +122,12 @@ def level(
     }
 
 
-def make_synthetic(store_dir: str, rows: int, from_store: str, seed: int = 0) -> None:
-    """An exact index of ``rows`` vectors: the real ones of ``from_store`` first, then
-    clustered noise around them; a Parquet source with ids only (no images)."""
+def make_synthetic(
+    store_dir: str, rows: int, from_store: str, hnsw: tuple[int, int] | None, seed: int = 0
+) -> None:
+    """An index of ``rows`` vectors (exact, or HNSW with (M, efConstruction)): the real ones
+    of ``from_store`` first, then clustered noise around them; a Parquet source with ids
+    only (no images); its catalog is built here, so the benchmark measures a warm start."""
     import shutil
 
     import faiss
@@ -145,7 +148,12 @@ def make_synthetic(store_dir: str, rows: int, from_store: str, seed: int = 0) ->
         ids += block_ids
         vectors.append(block)
     base = np.concatenate(vectors)
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(base.shape[1]))
+    if hnsw:
+        graph = faiss.IndexHNSWFlat(base.shape[1], hnsw[0], faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = hnsw[1]
+        index = faiss.IndexIDMap2(graph)
+    else:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(base.shape[1]))
     table = IdTable()
     index.add_with_ids(base, table.append(ids))
     rng = np.random.default_rng(seed)
@@ -162,7 +170,13 @@ def make_synthetic(store_dir: str, rows: int, from_store: str, seed: int = 0) ->
     )
     meta = dict(src.read_manifest(INDEX_FILE).meta)
     meta["source"] = {"path": str(source), "format": "parquet"}
-    _save(store, index, table, meta)
+    if hnsw:
+        meta["params"] = {**meta["params"], "m": hnsw[0], "ef_construction": hnsw[1]}
+    manifest = _save(store, index, table, meta)
+    from logosim.service.catalog import Catalog
+    from logosim.sources import SourceSpec
+
+    Catalog.load(store, SourceSpec.model_validate(meta["source"]), manifest.sha256)
 
 
 def main() -> None:
@@ -178,12 +192,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--make-synthetic", type=int, default=0, help="Build STORE first.")
     parser.add_argument("--from-store", help="The store whose vectors seed --make-synthetic.")
+    parser.add_argument(
+        "--hnsw", type=int, nargs=2, metavar=("M", "EFC"), help="--make-synthetic: an HNSW graph."
+    )
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="To `logosim api`.")
     args = parser.parse_args()
 
     if args.make_synthetic:
         t0 = time.perf_counter()
-        make_synthetic(args.store, args.make_synthetic, args.from_store)
+        make_synthetic(args.store, args.make_synthetic, args.from_store, args.hnsw)
         print(f"synthetic store: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     table = pq.read_table(args.queries, columns=["image"]).slice(0, 500)
     images = [v if isinstance(v, bytes) else v["bytes"] for v in table.column("image").to_pylist()]
