@@ -39,3 +39,11 @@ def demo_subset(tmp_path_factory):
         return made[grouped, others]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def api_store(tmp_path_factory):
+    """A small served store (tests/api_store.py): built once for every API test module."""
+    from api_store import build_api_store
+
+    return build_api_store(tmp_path_factory.mktemp("api"))

@@ -26,6 +26,8 @@ ORDER = {
     "report": 6,
     # grouping: the embed stage's descriptors → kNN graph, UMAP, HDBSCAN/KMeans, reports
     "cluster": 6,
+    # the search service: serves what the pipeline built (index, exported model, re-rank)
+    "service": 7,
     # logos from websites: a source of images, before everything that consumes one
     "web": 2,
 }

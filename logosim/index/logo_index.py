@@ -39,11 +39,14 @@ class LogoIndex:
         self._skip = Tombstones(self.table.tombstones)
 
     @classmethod
-    def load(cls, store: ArtifactStore) -> LogoIndex:
+    def load(cls, store: ArtifactStore, *, mmap: bool = False) -> LogoIndex:
+        """The published index. ``mmap``: map the file read-only instead of reading it (a
+        50K HNSW opens in ms, and processes share its pages); the file is then checked by
+        size, not by a full checksum, and the index must not be changed in place."""
         manifest = store.read_manifest(INDEX_FILE)
         if manifest is None:
             raise IndexUnavailableError(f"no index in {store.root}: run `logosim build` first")
-        path = store.require(manifest)
+        path = store.require(manifest, checksum=not mmap)
         ids = store.load_verified(IDS_FILE)
         if ids is None:
             raise IndexUnavailableError(f"{IDS_FILE} is missing or corrupt: rebuild the index")
@@ -53,7 +56,8 @@ class LogoIndex:
                 "index and id table do not match (interrupted update?): rebuild"
             )
         table = IdTable(data["ids"], set(data["tombstones"]))
-        return cls(store, manifest, faiss.read_index(str(path)), table)
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        return cls(store, manifest, faiss.read_index(str(path), flags), table)
 
     @property
     def kind(self) -> str:

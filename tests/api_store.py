@@ -1,0 +1,69 @@
+"""A small store the API tests serve: 120 demo logos, PCA 32, an exported 96-px model.
+
+The index is built the usual way (eager backbone features → PCA → α-DBA exact index) and the
+exported graph (backbone + PCA inside) embeds the queries, as on a real deployment. The
+source gets Vienna codes, years and word elements so the filters have something to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SIZE = 96
+ROWS = 120
+VIENNA = [["26.01.03", "27.05.01"], ["26.04.02"], ["01.01.05"], []]
+
+
+def mark_metadata(i: int) -> dict:
+    return {"vienna_codes": VIENNA[i % 4], "year": 1990 + i % 30}
+
+
+def build_api_store(root: Path) -> tuple[Path, list[dict]]:
+    """The store folder and the source rows (with image bytes)."""
+    from logosim.core.store import ArtifactStore
+    from logosim.data.decode import decode_image
+    from logosim.data.sources import SourceSpec
+    from logosim.demo import DEMO_PARQUET
+    from logosim.embed.embedder import Embedder
+    from logosim.embed.export import ExportParams, export_model
+    from logosim.embed.params import EmbedParams
+    from logosim.embed.pca import PCAParams, fit_and_save_pca
+    from logosim.index.build import build_index
+    from logosim.index.params import IndexParams
+
+    table = pq.read_table(DEMO_PARQUET).slice(0, ROWS)
+    meta = [mark_metadata(i) for i in range(ROWS)]
+    table = table.append_column(
+        "vienna_codes", pa.array([m["vienna_codes"] for m in meta], pa.list_(pa.string()))
+    )
+    table = table.set_column(
+        table.schema.get_field_index("year"), "year", pa.array([m["year"] for m in meta])
+    )
+    table = table.set_column(
+        table.schema.get_field_index("text"), "text", pa.array(table.column("name").to_pylist())
+    )
+    source = root / "marks.parquet"
+    pq.write_table(table, source)
+    rows = table.to_pylist()
+
+    store = ArtifactStore(root / "store")
+    params = EmbedParams(image_size=SIZE, runtime="eager")
+    features = Embedder(params).embed_images([decode_image(r["image"]) for r in rows])
+    chunk = store.write_arrays(
+        "embeddings/test.npz",
+        {"ids": np.array([r["id"] for r in rows]), "embeddings": features, "rows": np.arange(ROWS)},
+        kind="embeddings",
+        rows=ROWS,
+    )
+    pca = fit_and_save_pca(store, [chunk], PCAParams(dims=32), None)
+    info = {
+        "embed": params.model_dump(mode="json"),
+        "source": SourceSpec(path=str(source)).model_dump(mode="json"),
+    }
+    build_index(store, [chunk], pca, IndexParams(), meta=info)
+    export_model(store, ExportParams(image_size=SIZE, validate_images=16))
+    return store.root, rows
