@@ -10,7 +10,7 @@ import numpy as np
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec, open_source
-from logosim.embed.pca import Descriptors, iter_embeddings
+from logosim.search.evaluate import indexed_vectors
 
 
 @dataclass
@@ -21,14 +21,10 @@ class Vectors:
 
 def load_vectors(store: ArtifactStore, embeddings: list[Manifest], pca: Manifest | None) -> Vectors:
     """Every embedded image's descriptor, in the source's order (checksums verified)."""
-    describe = Descriptors.load(store, pca)
-    ids: list[str] = []
-    blocks: list[np.ndarray] = []
-    for chunk_ids, features in iter_embeddings(store, embeddings):
-        if len(chunk_ids):
-            ids.extend(chunk_ids.tolist())
-            blocks.append(describe(features))
-    x = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+    try:
+        ids, x = indexed_vectors(store, embeddings, pca)
+    except ValueError:  # no embeddings: the caller reports "nothing to cluster"
+        return Vectors([], np.zeros((0, 1), np.float32))
     return Vectors(ids, np.ascontiguousarray(x, dtype=np.float32))
 
 
