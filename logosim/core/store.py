@@ -74,11 +74,16 @@ FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 TMP_SUFFIX = ".tmp"
 
 
+def is_temp_file(path: Path) -> bool:
+    """A temporary file of an atomic write (``.NAME.PID.XXXX.tmp``, or ``.NAME.XXXX.tmp``)."""
+    return path.name.startswith(".") and path.name.endswith(TMP_SUFFIX)
+
+
 def temp_writer(path: Path) -> int | None:
     """The pid of the process that was writing this temporary file (``.NAME.PID.XXXX.tmp``);
     None for a file that is no such temporary file (or predates the pid in the name)."""
     name = path.name
-    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+    if not is_temp_file(path):
         return None
     parts = name[: -len(TMP_SUFFIX)].rsplit(".", 2)
     return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None

@@ -4,7 +4,7 @@ What counts as what:
 - **damaged**: a manifest whose file is missing, or whose size or sha256 differs (a flipped
   byte, a truncation), or a manifest that does not parse. The next run recomputes these;
   ``verify`` exits non-zero so an operator knows before that.
-- **leftover**: a temporary file of an interrupted atomic write (``.NAME.XXXX.tmp``).
+- **leftover**: a temporary file of an interrupted atomic write (``.NAME.PID.XXXX.tmp``).
 - **orphan**: a file with no manifest beside it (outside Prefect's own result folder).
 - **stale**: an embedding chunk no current index was built from (an earlier source or
   settings); only reported when an index exists, since without one nothing is current.
@@ -20,7 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logosim.core.store import MANIFEST_SUFFIX, ArtifactStore, Manifest, sha256_file
+from logosim.core.store import (
+    MANIFEST_SUFFIX,
+    ArtifactStore,
+    Manifest,
+    is_temp_file,
+    sha256_file,
+)
 from logosim.core.store_lock import LOCK_FILE
 
 PREFECT_DIR = "_prefect"  # Prefect's task results: its own format, its own cache records
@@ -97,7 +103,7 @@ def verify_store(store: ArtifactStore, *, checksum: bool = True) -> StoreReport:
             report.damaged[rel] = problem
     for path in files:
         rel = str(path.relative_to(store.root))
-        if path.name.startswith(".") and path.name.endswith(".tmp"):
+        if is_temp_file(path):
             report.leftovers.append(rel)
         elif not path.name.endswith(MANIFEST_SUFFIX) and path not in described:
             report.orphans.append(rel)
