@@ -74,8 +74,9 @@ def test_workers_report_to_the_flows_server_or_the_command_refuses(demo_subset, 
             env = _env(PREFECT_API_URL=api, PREFECT_HOME=server_env["PREFECT_HOME"],
                        LOGOSIM_TASK_RUNNER="dask", LOGOSIM_DASK_ADDRESS=address)  # fmt: skip
             done = _preprocess(source, tmp_path / "store-1", env)
-            assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-            assert f"1 Dask workers report to the Prefect server at {api}" in done.stderr
+            output = done.stdout + done.stderr
+            assert done.returncode == 0, output[-4000:]
+            assert f"1 Dask workers report to the Prefect server at {api}" in output
             runs = _chunk_runs(api)
         assert len(runs) == 3 and {r["state_type"] for r in runs} == {"COMPLETED"}, runs
 
