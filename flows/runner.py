@@ -2,7 +2,9 @@
 
 ``LOGOSIM_TASK_RUNNER=dask`` runs chunk tasks through prefect-dask's ``DaskTaskRunner``: on
 the scheduler at ``LOGOSIM_DASK_ADDRESS`` when set (a real cluster), else on a temporary
-``LocalCluster`` of worker processes. Flows take the runner in their decorator, so the setting
+``LocalCluster`` of worker processes. Either way the workers must reach the flow's Prefect
+server, which they are told; the runner refuses before any chunk runs otherwise
+(flows/dask_workers.py). Flows take the runner in their decorator, so the setting
 is read when the flow module is imported: set it in the environment of the process that
 serves or runs the flows (``logosim serve``, a worker, a test).
 
@@ -65,16 +67,16 @@ def chunk_task_runner(
 def dask_task_runner(settings: RunnerSettings | None = None) -> TaskRunner:
     # Imported here: prefect-dask is an optional extra ('logosim[dask]').
     try:
-        from prefect_dask import DaskTaskRunner
+        from flows.dask_workers import ReportingDaskTaskRunner
     except ImportError as exc:
         raise RuntimeError(
             "LOGOSIM_TASK_RUNNER=dask needs prefect-dask: pip install 'logosim[dask]'"
         ) from exc
     settings = settings or get_runner_settings()
     if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
+        return ReportingDaskTaskRunner(address=settings.dask_address)
     # Processes, not threads: torch and the decoders hold the GIL in places.
-    return DaskTaskRunner(
+    return ReportingDaskTaskRunner(
         cluster_kwargs={
             "n_workers": settings.dask_workers,
             "threads_per_worker": settings.dask_threads_per_worker,
@@ -86,7 +88,7 @@ def dask_task_runner(settings: RunnerSettings | None = None) -> TaskRunner:
 
 def result_storage(
     store_root: str | Path, settings: RunnerSettings | None = None
-) -> Path | WritableFileSystem:
+) -> WritableFileSystem:
     """Task result storage for ``store_root`` under these settings (see tasks/_storage.py)."""
     settings = settings or get_runner_settings()
     return _result_storage(store_root, settings.result_storage or "")

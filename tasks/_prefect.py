@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 from prefect import Task, task
+from prefect.client.orchestration import get_client
 from prefect.context import TaskRunContext
+from prefect.filesystems import WritableFileSystem
 
 from logosim.data.chunks import ChunkJob
-from tasks._storage import result_storage
+from tasks._storage import RESULT_STORAGE_ENV, result_storage
 
 # Library logs (loguru) reach Prefect's run logs through the stdlib "logosim" logger, which
 # Prefect attaches its API handler to when listed in PREFECT_LOGGING_EXTRA_LOGGERS
@@ -63,7 +68,20 @@ def transient_io(task: Task, task_run: Any, state: Any) -> bool:
 def for_store(task: Task, store_root: str | Path) -> Task:
     """Persist ``task``'s results (manifests) and cache records inside the artifact store,
     or under LOGOSIM_RESULT_STORAGE (a folder or fsspec URL several hosts share)."""
-    return task.with_options(result_storage=result_storage(store_root))
+    target = os.environ.get(RESULT_STORAGE_ENV, "")
+    api_url = str(get_client(sync_client=True).api_url)
+    return task.with_options(result_storage=_saved_storage(str(store_root), target, api_url))
+
+
+@functools.lru_cache(maxsize=64)
+def _saved_storage(store_root: str, target: str, api_url: str) -> WritableFileSystem:
+    """The result storage block, saved on the server at ``api_url`` once per process: Prefect
+    takes a block only when it is saved (a Dask worker or a later run loads it by id)."""
+    block = result_storage(store_root, target)
+    settings = json.dumps(block.model_dump(mode="json"), sort_keys=True)
+    name = f"logosim-results-{hashlib.sha256(settings.encode()).hexdigest()[:16]}"
+    block.save(name, overwrite=True)
+    return block
 
 
 # The policy of every per-chunk task: cached on ChunkJob.cache_key (content digest + stage

@@ -75,6 +75,29 @@ def _bmp_absurd() -> bytes:
     return bytes(bmp)
 
 
+def _segment(marker: int, payload: bytes) -> bytes:
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def jpeg_scan_bomb(width: int = 8000, height: int = 8000, scans: int = 12_000) -> bytes:
+    """A valid progressive grey JPEG of ``scans`` AC scans (1.1 MB at the defaults): each scan
+    makes libjpeg visit every 8×8 block, ~5 ms at 64 Mpx here, so a full decode takes about a
+    minute. One Huffman code per table (a 1-bit "0"): DC differences are 0, and each AC
+    symbol 0xE0 plus 14 one-bits is an end-of-band run of 32,767 blocks."""
+    grey = b"\x01\x11\x00"  # component 1, no subsampling, quantisation table 0
+    one_code = bytes([1] + [0] * 15)
+    head = b"\xff\xd8" + _segment(0xDB, b"\x00" + bytes([1] * 64))
+    head += _segment(0xC2, struct.pack(">BHHB", 8, height, width, 1) + grey)
+    head += _segment(0xC4, b"\x00" + one_code + b"\x00" + b"\x10" + one_code + b"\xe0")
+    head += _segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + b"\x00"  # DC scan
+    blocks = -(-width // 8) * -(-height // 8)
+    bits = ("0" + "1" * 14) * -(-blocks // 32_767)
+    bits += "1" * (-len(bits) % 8)
+    body = int(bits, 2).to_bytes(len(bits) // 8, "big").replace(b"\xff", b"\xff\x00")
+    ac_scan = _segment(0xDA, b"\x01\x01\x00\x01\x3f\x00") + body  # coefficients 1..63
+    return head + ac_scan * scans + b"\xff\xd9"
+
+
 def _ico() -> bytes:
     return encode(logo((64, 64)), "ICO", sizes=[(16, 16), (32, 32), (64, 64)])
 
@@ -101,6 +124,7 @@ def named_kinds() -> dict[str, bytes]:
         "jpeg_cmyk": encode(Image.new("CMYK", (32, 32), (0, 255, 0, 0)), "JPEG"),
         "jpeg_exif_bomb": _exif_bomb(),
         "jpeg_progressive_cut": encode(logo((96, 64)), "JPEG", progressive=True)[:300],
+        "jpeg_scan_bomb": jpeg_scan_bomb(),
         "gif_animated_60_frames": _animated_gif(),
         "gif_truncated": gif[: len(gif) - 8],
         "webp_truncated": webp[: len(webp) // 2],

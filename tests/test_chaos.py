@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from processes import REPO, prefect_server
+from processes import REPO, prefect_server, start, stop, wait_for
 
 from logosim.core.store import ArtifactStore
 from logosim.core.verify import verify_store
@@ -207,6 +207,64 @@ def test_two_builds_on_one_store_at_once(server_env, source, reference, tmp_path
     waited = [log for log in logs if "is in use by pid" in log.read_text(errors="replace")]
     assert len(waited) == 1, "exactly one of the two runs waited for the other"
     _same_as_reference(store, reference["snapshot"])
+
+
+def _flow_run_logs(api: str, flow_run_id: str) -> str:
+    import httpx
+
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+    response = httpx.post(f"{api}/logs/filter", json=body, timeout=10)
+    response.raise_for_status()
+    return "\n".join(entry["message"] for entry in response.json())
+
+
+def test_two_build_deployment_runs_on_one_store_at_once(server_env, source, reference, tmp_path):
+    """The same through a real server: two runs of the build deployment, triggered together
+    the way the UI's Run button does; the served process runs each in its own process."""
+    import httpx
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.commands._options import BuildOptions, source_spec
+
+    api = server_env["PREFECT_API_URL"]
+    serve_log = tmp_path / "serve.log"
+    serve = start([sys.executable, "-m", "deployments.serve", "build"], server_env, serve_log)
+    try:
+        wait_for(lambda: httpx.get(f"{api}/deployments/name/build/default").status_code == 200,
+                 "the build/default deployment", 120, [serve_log])  # fmt: skip
+        spec = source_spec(str(source), "auto", None)  # what `logosim build` runs
+        params = BuildOptions(chunk_size=8, text_mask=True).params(spec, str(tmp_path / "store"))
+        with temporary_settings({PREFECT_API_URL: api}):
+            runs = [
+                run_deployment(
+                    "build/default", parameters={"params": params.model_dump(mode="json")},
+                    timeout=0,
+                )
+                for _ in range(2)
+            ]  # fmt: skip
+            for run in runs:
+                done = _wait_for_run(run.id, 600)
+                assert done.state.is_completed(), (done.state, serve_log.read_text()[-4000:])
+        logs = [_flow_run_logs(api, str(run.id)) for run in runs]
+    finally:
+        stop(serve)
+    waited = [log for log in logs if "is in use by pid" in log]
+    assert len(waited) == 1, "exactly one of the two deployment runs waited for the other"
+    assert "waiting" in waited[0]
+    _same_as_reference(tmp_path / "store", reference["snapshot"])
+
+
+def _wait_for_run(flow_run_id, timeout: float):
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if run.state.is_final() or time.monotonic() > deadline:
+                return run
+            time.sleep(1)
 
 
 @pytest.fixture(scope="module")

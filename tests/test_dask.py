@@ -43,11 +43,11 @@ def test_runner_is_chosen_by_one_setting():
 def test_result_storage_is_the_store_or_a_shared_url(tmp_path):
     from prefect.filesystems import RemoteFileSystem
 
-    assert result_storage(tmp_path) == tmp_path.resolve() / "_prefect" / "results"
+    assert result_storage(tmp_path).basepath == str(tmp_path.resolve() / "_prefect" / "results")
     shared = result_storage(tmp_path, RunnerSettings(result_storage="s3://bucket/results/"))
     assert isinstance(shared, RemoteFileSystem) and shared.basepath == "s3://bucket/results"
     local = result_storage(tmp_path, RunnerSettings(result_storage=f"file://{tmp_path}/r"))
-    assert local == tmp_path / "r"
+    assert local.basepath == str(tmp_path / "r")
 
 
 @pytest.fixture(scope="module")

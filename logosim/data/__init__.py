@@ -16,6 +16,7 @@ _EXPORTS = {
     "FileTooLargeError": "decode",
     "NotAnImageError": "decode",
     "TruncatedImageError": "decode",
+    "DecodeTimeoutError": "decode",
     "DecompressionBombError": "decode",
     "UnsupportedImageError": "decode",
     "decode_image": "decode",

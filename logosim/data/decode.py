@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import io
 import re
+import time
 import warnings
 from pathlib import Path
 from xml.etree import ElementTree
@@ -53,6 +54,10 @@ class DecompressionBombError(ImageDecodeError):
     reason = "decompression_bomb"
 
 
+class DecodeTimeoutError(ImageDecodeError):
+    reason = "decode_timeout"
+
+
 class UnsupportedImageError(ImageDecodeError):
     reason = "unsupported"
 
@@ -60,6 +65,13 @@ class UnsupportedImageError(ImageDecodeError):
 class SvgInvalidError(ImageDecodeError):
     reason = "svg_invalid"
 
+
+# Per-image time limit. A small file can cost minutes of decoding (a progressive JPEG of
+# thousands of scans over 64 Mpx rereads every block per scan); the limit is checked each
+# time a decoder asks for more of the file, which it is fed DECODE_FEED_BYTES at a time, so
+# the overshoot is the work of one feed (0.06-0.09 s for tests/fuzz_corpus.py's scan bomb).
+DECODE_TIME_LIMIT_S = 10.0
+DECODE_FEED_BYTES = 4096
 
 # SVG: rendered with the longest side forced to this many pixels. resvg *aborts the process*
 # (no exception) on an SVG declaring a huge canvas unless the output size is forced.
@@ -85,8 +97,12 @@ def decode_image(
     max_pixels: int = 64_000_000,
     max_bytes: int = 64 * 2**20,
     background: tuple[int, int, int] = WHITE,
+    time_limit_s: float = DECODE_TIME_LIMIT_S,
 ) -> Image.Image:
-    """Decode ``data`` into an RGB image flattened on ``background``; raise ImageDecodeError."""
+    """Decode ``data`` into an RGB image flattened on ``background``; raise ImageDecodeError.
+
+    Decoding stops with ``DecodeTimeoutError`` once it has taken ``time_limit_s``.
+    """
     if not data:
         raise EmptyImageError("zero bytes")
     if len(data) > max_bytes:
@@ -99,7 +115,8 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(_TimedStream(data, time_limit_s))
+            image.decodermaxblock = DECODE_FEED_BYTES
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise TruncatedImageError(f"invalid size {width}x{height}")
@@ -123,6 +140,20 @@ def decode_image(
     with contextlib.suppress(Exception):  # a broken EXIF block must not cost us the image
         image = ImageOps.exif_transpose(image) or image
     return to_rgb_on_background(image, background)
+
+
+class _TimedStream(io.BytesIO):
+    """The file as decoders read it: each read past the time limit raises instead."""
+
+    def __init__(self, data: bytes, limit_s: float) -> None:
+        super().__init__(data)
+        self._limit_s = limit_s
+        self._deadline = time.monotonic() + limit_s
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise DecodeTimeoutError(f"decoding took longer than {self._limit_s:g} s")
+        return super().read(size)
 
 
 def svg_text(data: bytes, *, max_bytes: int = 64 * 2**20) -> str | None:

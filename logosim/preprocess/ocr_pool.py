@@ -77,6 +77,12 @@ class OcrPool:
     # -- pool life --------------------------------------------------------------------------
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            if multiprocessing.current_process().daemon:
+                raise OcrPoolError(
+                    "OCR needs worker processes and this process is daemonic, so it may not "
+                    "start any (a Dask nanny's worker is, by default): start the Dask workers "
+                    "with DASK_DISTRIBUTED__WORKER__DAEMON=False (docs/operations.md, Dask)"
+                )
             # spawn: the parent may run Prefect's threads; forking those is unsafe.
             self._executor = ProcessPoolExecutor(
                 self.workers,
