@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from logosim.embed.exported import ExportedModel
 
 Pooling = Literal["gem", "avg"]
-NormalizeMode = Literal["pad", "crop"]
+NormalizeMode = Literal["pad", "trim", "crop"]
 RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 ExportPrecision = Literal["fp32", "fp16", "int8"]  # fp16: CUDA; int8: CPU
@@ -53,7 +53,11 @@ class EmbedParams(BaseModel):
         "when it contains the PCA projection the build's PCA stage is skipped.",
     )
     image_size: int = Field(224, ge=32, le=1024, description="Network input size (pixels).")
-    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
+    normalize: NormalizeMode = Field(
+        "pad",
+        description="'pad' to square on white, 'trim' margins to the mark then pad on its "
+        "background, or 'crop'.",
+    )
     pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
     gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
     # How fast they are computed (RUN_SETTINGS: never part of the cache key).
