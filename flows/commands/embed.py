@@ -40,7 +40,9 @@ def register(app: typer.Typer) -> None:
         weights: WeightsOpt = WHEEL_WEIGHTS,
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
         image_size: ImageSizeOpt = 224,
-        normalize: Annotated[NormalizeMode, typer.Option(help="pad or crop.")] = "pad",
+        normalize: Annotated[
+            NormalizeMode, typer.Option(help="pad, trim (to the mark, then pad) or crop.")
+        ] = "pad",
         batch_size: Annotated[
             int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")
         ] = 0,
