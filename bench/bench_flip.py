@@ -26,7 +26,7 @@ from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec, open_source
 from logosim.data.splits import load_split_ids
 from logosim.embed.embedder import Embedder
-from logosim.embed.params import EmbedParams, Prepare
+from logosim.embed.params import WHEEL_WEIGHTS, EmbedParams, Prepare
 from logosim.embed.pca import PCA_FILE, Descriptors, iter_embeddings, l2_normalize
 from logosim.search.metrics import group_codes, summarize
 
@@ -40,7 +40,7 @@ def mirrored(record: LogoRecord, image: Image.Image) -> Image.Image:
 
 
 def embed(records: list[LogoRecord], prepare: Prepare | None = None) -> dict[str, np.ndarray]:
-    embedder = Embedder(EmbedParams())
+    embedder = Embedder(EmbedParams(weights=WHEEL_WEIGHTS))  # the baseline store's model
     result = embedder.embed_records(records, prepare=prepare, total=len(records))
     return dict(zip(result.ids, result.matrix(embedder.dim), strict=True))
 

@@ -17,11 +17,12 @@ from logosim.embed.models import (
     ModelError,
     load_backbone,
     load_by_position,
+    logo_weights_path,
     weights_digest,
     wheel_weights_path,
 )
 from logosim.embed.normalize import content_box, to_array, to_batch, to_model_input
-from logosim.embed.params import DEFAULT_MODEL
+from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, EmbedParams
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
 
@@ -121,7 +122,7 @@ def test_checkpoint_round_trip_and_digest(tmp_path, backbone):
     with torch.inference_mode():
         assert torch.allclose(reloaded.module(x), backbone.module(x), atol=1e-5)
     assert weights_digest(DEFAULT_MODEL, str(path)) != backbone.weights_digest
-    with pytest.raises(ModelError, match="not 'wheel'"):
+    with pytest.raises(ModelError, match="not 'logo', 'wheel'"):
         weights_digest(DEFAULT_MODEL, str(tmp_path / "missing.pth"))
 
 
@@ -132,6 +133,22 @@ def test_average_pooling_differs_from_gem(backbone):
         a, g = avg.module(x), backbone.module(x)
     assert a.shape == g.shape
     assert not torch.allclose(a, g)
+
+
+def test_the_default_is_the_packaged_logo_model_and_wheel_keeps_imagenet(backbone):
+    assert EmbedParams().weights == LOGO_WEIGHTS
+    assert logo_weights_path().stat().st_size < 20 * 2**20  # the package carries it
+    logo = load_backbone(weights=LOGO_WEIGHTS)
+    assert logo.mean == backbone.mean and logo.std == backbone.std
+    assert weights_digest(DEFAULT_MODEL, LOGO_WEIGHTS) == weights_digest(
+        DEFAULT_MODEL, str(logo_weights_path())
+    )
+    assert weights_digest(DEFAULT_MODEL, LOGO_WEIGHTS) != weights_digest(DEFAULT_MODEL, "wheel")
+    images = demo_images(4)
+    tuned, imagenet = embed(logo, images), embed(backbone, images)
+    assert tuned.shape == imagenet.shape and not np.allclose(tuned, imagenet, atol=1e-3)
+    with pytest.raises(ModelError, match="fit tf_efficientnet_lite0 only"):
+        load_backbone("tf_efficientnet_lite1", LOGO_WEIGHTS)
 
 
 def test_pad_mode_keeps_aspect_ratio_on_white():
