@@ -59,7 +59,9 @@ def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     row = pq.read_table(source).slice(7, 1).to_pylist()[0]
     hits = Searcher(store).search_images([decode_image(row["image"])])[0]
     assert hits[0].id == row["id"] and hits[0].rank == 1
-    assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+    # α-QE expands the query the way α-DBA averaged the indexed vector, not identically:
+    # 0.998 with the logo-tuned default (its neighbours sit closer), >= 0.999 with the wheel.
+    assert hits[0].score == pytest.approx(1.0, abs=5e-3)
 
     # a second run recomputes nothing
     started = datetime.now(UTC)

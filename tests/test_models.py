@@ -17,11 +17,12 @@ from logosim.embed.models import (
     ModelError,
     load_backbone,
     load_by_position,
+    logo_weights_path,
     weights_digest,
     wheel_weights_path,
 )
-from logosim.embed.normalize import to_array, to_batch, to_model_input
-from logosim.embed.params import DEFAULT_MODEL
+from logosim.embed.normalize import content_box, to_array, to_batch, to_model_input
+from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, EmbedParams
 
 DEMO = Path(logosim.__file__).parent / "demo" / "demo_logos.parquet"
 
@@ -121,7 +122,7 @@ def test_checkpoint_round_trip_and_digest(tmp_path, backbone):
     with torch.inference_mode():
         assert torch.allclose(reloaded.module(x), backbone.module(x), atol=1e-5)
     assert weights_digest(DEFAULT_MODEL, str(path)) != backbone.weights_digest
-    with pytest.raises(ModelError, match="not 'wheel'"):
+    with pytest.raises(ModelError, match="not 'logo', 'wheel'"):
         weights_digest(DEFAULT_MODEL, str(tmp_path / "missing.pth"))
 
 
@@ -134,6 +135,22 @@ def test_average_pooling_differs_from_gem(backbone):
     assert not torch.allclose(a, g)
 
 
+def test_the_default_is_the_packaged_logo_model_and_wheel_keeps_imagenet(backbone):
+    assert EmbedParams().weights == LOGO_WEIGHTS
+    assert logo_weights_path().stat().st_size < 20 * 2**20  # the package carries it
+    logo = load_backbone(weights=LOGO_WEIGHTS)
+    assert logo.mean == backbone.mean and logo.std == backbone.std
+    assert weights_digest(DEFAULT_MODEL, LOGO_WEIGHTS) == weights_digest(
+        DEFAULT_MODEL, str(logo_weights_path())
+    )
+    assert weights_digest(DEFAULT_MODEL, LOGO_WEIGHTS) != weights_digest(DEFAULT_MODEL, "wheel")
+    images = demo_images(4)
+    tuned, imagenet = embed(logo, images), embed(backbone, images)
+    assert tuned.shape == imagenet.shape and not np.allclose(tuned, imagenet, atol=1e-3)
+    with pytest.raises(ModelError, match="fit tf_efficientnet_lite0 only"):
+        load_backbone("tf_efficientnet_lite1", LOGO_WEIGHTS)
+
+
 def test_pad_mode_keeps_aspect_ratio_on_white():
     wide = Image.new("RGB", (200, 100), (0, 0, 0))
     out = to_model_input(wide, 224, "pad")
@@ -141,6 +158,46 @@ def test_pad_mode_keeps_aspect_ratio_on_white():
     pixels = np.asarray(out)
     assert (pixels[:50] == 255).all() and (pixels[-50:] == 255).all()  # bands above and below
     assert (pixels[70:150, :] < 10).all()  # the mark itself spans the full width
+
+
+def test_trim_mode_finds_a_small_mark_on_a_large_canvas():
+    canvas = Image.new("RGB", (600, 400), (255, 255, 255))
+    canvas.paste((200, 0, 0), (250, 150, 350, 250))  # a 100 px red square, off the centre
+    canvas.putpixel((20, 20), (0, 0, 0))  # a speck does not widen the box
+    out = np.asarray(to_model_input(canvas, 224, "trim"))
+    assert out.shape == (224, 224, 3)
+    margin = round(224 * 0.04 / 1.08)  # 4 % of the mark each way, then resized to 224
+    inside = out[margin + 8 : -margin - 8, margin + 8 : -margin - 8].astype(int)
+    assert (np.abs(inside - (200, 0, 0)) <= 4).all()  # the mark fills the frame (bicubic ±)
+    assert (out[: margin - 2] >= 250).all() and (out[:, : margin - 2] >= 250).all()
+    # pad keeps the whole canvas: the mark stays small (under 5 % of the input, not ~85 %)
+    padded = np.asarray(to_model_input(canvas, 224, "pad")).astype(int)
+    assert (np.abs(padded - (200, 0, 0)).max(axis=2) < 30).mean() < 0.05
+
+
+def test_trim_mode_pads_on_the_background_and_keeps_unframed_images_whole():
+    dark = Image.new("RGB", (300, 200), (10, 20, 30))
+    dark.paste((250, 250, 250), (100, 60, 200, 140))
+    out = np.asarray(to_model_input(dark, 112, "trim"))
+    assert np.abs(out[0, 0].astype(int) - (10, 20, 30)).max() <= 2  # padded on its background
+    assert content_box(dark) == ((100, 60, 200, 140), (10, 20, 30))
+    # Corners that disagree: no uniform background, so nothing is cut away.
+    split = Image.new("RGB", (200, 200), (255, 255, 255))
+    split.paste((0, 0, 255), (0, 0, 100, 200))
+    assert content_box(split) is None
+    assert np.array_equal(to_model_input(split, 64, "trim"), to_model_input(split, 64, "pad"))
+    # A blank image has nothing to trim to.
+    assert content_box(Image.new("RGB", (50, 80), (255, 255, 255))) is None
+
+
+def test_trim_mode_on_real_logos_keeps_the_mark():
+    for image in demo_images(8):
+        found = content_box(image.convert("RGB"))
+        out = to_model_input(image, 224, "trim")
+        assert out.size == (224, 224)
+        if found is not None:
+            (left, top, right, bottom), _ = found
+            assert 0 <= left < right <= image.width and 0 <= top < bottom <= image.height
 
 
 def test_crop_mode_centre_crops():

@@ -15,7 +15,7 @@ from logosim.embed.models import load_backbone
 from logosim.train.augment import AugmentParams, LogoAugment, invert_mark, monochrome
 from logosim.train.data import PairBatches, load_images, positive_partners
 from logosim.train.loop import lr_factor, resolve_precision
-from logosim.train.moco import MoCo, info_nce, momentum_at
+from logosim.train.moco import MoCo, info_nce, momentum_at, supervised_nce
 from logosim.train.params import TrainParams
 
 
@@ -70,6 +70,28 @@ def test_info_nce_prefers_matching_keys():
     with_queue = info_nce(keys, keys, torch.nn.functional.normalize(torch.randn(32, 16)), 0.2)
     assert matched < shuffled
     assert with_queue > info_nce(keys, keys, None, 0.2)  # more negatives, harder task
+
+
+def test_supervised_nce_counts_same_group_keys_as_positives():
+    torch.manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(4, 16), dim=1)
+    # Queries 0 and 1 (one group) each match the other's key rather than their own.
+    queries = torch.stack([keys[1], keys[0], keys[2], keys[3]])
+    grouped = torch.tensor([7, 7, -1, -1])
+    alone = torch.tensor([-1, -1, -1, -1])
+    assert supervised_nce(queries, keys, grouped, None, None, 0.2) < supervised_nce(
+        queries, keys, alone, None, None, 0.2
+    )
+    # Without labels in common it is InfoNCE; a queued key of the group is a positive too.
+    assert supervised_nce(queries, keys, alone, None, None, 0.2) == pytest.approx(
+        float(info_nce(queries, keys, None, 0.2))
+    )
+    # A query whose best match was queued from an earlier batch: a positive only when the
+    # queue remembers it as the query's group.
+    query, own, queued, group = keys[1:2], keys[0:1], keys[1:2].clone(), torch.tensor([7])
+    with_group = supervised_nce(query, own, group, queued, torch.tensor([7]), 0.2)
+    as_negatives = supervised_nce(query, own, group, queued, torch.tensor([-1]), 0.2)
+    assert with_group < as_negatives
 
 
 def test_momentum_schedule_rises_to_one_on_a_cosine():
@@ -131,6 +153,25 @@ def test_moco_step_moves_the_query_encoder_and_fills_the_queue(demo_images):
     assert torch.allclose(model.key_projector[0].weight, expected, atol=1e-6)
     assert int(model.queue_ptr) == 8  # two views of four images
     assert all(p.grad is None for p in model.key_encoder_parameters())
+
+
+def test_supcon_step_queues_the_group_codes(demo_images):
+    torch.manual_seed(0)
+    loaded = load_backbone()
+    model = MoCo(loaded.module, loaded.dim, proj_dim=32, hidden_dim=64, queue_size=16)
+    model.train()
+    batches = PairBatches(demo_images, 4, LogoAugment(), group_positives=True)
+    view1, view2 = batches.batch(0, 0)
+    labels = batches.labels(0, 0)
+    chosen = batches.order(0)[:4]
+    assert labels.tolist() == [batches.codes[i] for i in chosen]
+    assert (batches.codes >= 0).sum() == sum(1 for g in demo_images.groups if g)
+    loss = model(view1, view2, labels)
+    assert torch.isfinite(loss)
+    loss.backward()
+    model.after_step(0.9)
+    assert model.queue_labels[:8].tolist() == labels.tolist() * 2
+    assert (model.queue_labels[8:] == -1).all()
 
 
 def test_train_flow_fine_tunes_and_keeps_the_best_model(prefect_server, tmp_path):

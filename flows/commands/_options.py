@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
-from logosim.embed.params import WHEEL_WEIGHTS, ExportPrecision
+from logosim.embed.params import DEFAULT_WEIGHTS, ExportPrecision
 from logosim.train.params import Precision as TrainPrecision
 
 if TYPE_CHECKING:
@@ -68,8 +68,9 @@ WeightsOpt = Annotated[
     str,
     typer.Option(
         "--weights",
-        help="'wheel' (offline Lite0), 'pretrained' (timm hub), a fine-tuned checkpoint such "
-        "as STORE/train/best.pt, or 'auto' (STORE/train/best.pt when there is one, else wheel).",
+        help="'logo' (the packaged logo-tuned Lite0, docs/model.md), 'wheel' (ImageNet Lite0), "
+        "'pretrained' (timm hub), a fine-tuned checkpoint such as STORE/train/best.pt, or "
+        "'auto' (STORE/train/best.pt when there is one, else logo).",
     ),
 ]
 OnnxModelOpt = Annotated[
@@ -130,7 +131,7 @@ class BuildOptions:
     whiten: bool = True
     exact_below: int = 50_000
     text_mask: bool = False
-    weights: str = WHEEL_WEIGHTS
+    weights: str = DEFAULT_WEIGHTS
     onnx_model: Path | None = None
     dba_neighbours: int = 2
     dba_alpha: float = 3.0
@@ -178,7 +179,7 @@ def register_build_like(
         whiten: WhitenOpt = True,
         exact_below: ExactOpt = 50_000,
         text_mask: TextMaskOpt = False,
-        weights: WeightsOpt = WHEEL_WEIGHTS,
+        weights: WeightsOpt = DEFAULT_WEIGHTS,
         onnx_model: OnnxModelOpt = None,
         dba_neighbours: DbaOpt = 2,
         dba_alpha: DbaAlphaOpt = 3.0,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from flows.commands._options import (
-    WHEEL_WEIGHTS,
+    DEFAULT_WEIGHTS,
     BuildOptions,
     ChunkOpt,
     DimsOpt,
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         chunk_size: ChunkOpt = None,
         pca_dims: DimsOpt = 512,
         model: ModelOpt = "tf_efficientnet_lite0",
-        weights: WeightsOpt = WHEEL_WEIGHTS,
+        weights: WeightsOpt = DEFAULT_WEIGHTS,
     ) -> None:
         """Cluster the logos of a source (embeddings come from the build's cache)."""
         from flows.cluster import ClusterRunParams, cluster_flow

@@ -21,7 +21,7 @@ from flows.commands._options import (
 )
 from logosim.embed.params import (
     DEFAULT_MODEL,
-    WHEEL_WEIGHTS,
+    DEFAULT_WEIGHTS,
     DeviceName,
     NormalizeMode,
     Pooling,
@@ -37,10 +37,12 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = "auto",
         group_column: GroupOpt = None,
         model: Annotated[str, typer.Option(help="timm model name.")] = DEFAULT_MODEL,
-        weights: WeightsOpt = WHEEL_WEIGHTS,
+        weights: WeightsOpt = DEFAULT_WEIGHTS,
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
         image_size: ImageSizeOpt = 224,
-        normalize: Annotated[NormalizeMode, typer.Option(help="pad or crop.")] = "pad",
+        normalize: Annotated[
+            NormalizeMode, typer.Option(help="pad, trim (to the mark, then pad) or crop.")
+        ] = "pad",
         batch_size: Annotated[
             int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")
         ] = 0,

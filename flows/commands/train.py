@@ -18,6 +18,8 @@ from flows.commands._options import (
     source_spec,
     store_path,
 )
+from logosim.embed.params import NormalizeMode
+from logosim.train.params import Loss
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +44,14 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Same Vienna code = positive.")
         ] = False,
         use_groups: Annotated[bool, typer.Option(help="Use group labels at all.")] = True,
+        loss: Annotated[
+            Loss,
+            typer.Option(help="moco, or supcon: same-group images are positives, not negatives."),
+        ] = "moco",
+        normalize: Annotated[
+            NormalizeMode, typer.Option(help="Training image geometry: pad, trim or crop.")
+        ] = "pad",
+        seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
     ) -> None:
         """Fine-tune the backbone (MoCo, symmetric InfoNCE) and keep the best model in
         DIR/train/best.pt. Checkpoints go to DIR/train/checkpoints; rerun to resume.
@@ -64,6 +74,9 @@ def register(app: typer.Typer) -> None:
                 group_positives=group_positives,
                 vienna_positives=vienna_positives,
                 use_groups=use_groups,
+                loss=loss,
+                normalize=normalize,
+                seed=seed,
             )
             model = train_flow(source_spec(source, fmt, group_column), store_path(store), params)
         except ValueError as exc:

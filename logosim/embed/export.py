@@ -33,7 +33,7 @@ from logosim.data.sources import SourceSpec
 from logosim.embed.models import LoadedBackbone, load_backbone
 from logosim.embed.params import (
     DEFAULT_MODEL,
-    WHEEL_WEIGHTS,
+    DEFAULT_WEIGHTS,
     ExportPrecision,
     NormalizeMode,
     Pooling,
@@ -54,7 +54,7 @@ class ExportParams(BaseModel):
     precision: ExportPrecision = "fp32"
     model: str = DEFAULT_MODEL
     weights: str = Field(
-        "auto", description="'auto' = the fine-tuned train/best.pt when present, else 'wheel'."
+        "auto", description="'auto' = the fine-tuned train/best.pt when present, else 'logo'."
     )
     pooling: Pooling = "gem"
     gem_p: float = Field(3.0, gt=0)
@@ -101,7 +101,7 @@ def resolve_weights(store: ArtifactStore, weights: str) -> str:
     if weights != "auto":
         return weights
     best = store.load_verified(BEST_MODEL)
-    return str(store.path(best.path)) if best is not None else WHEEL_WEIGHTS
+    return str(store.path(best.path)) if best is not None else DEFAULT_WEIGHTS
 
 
 def build_embedding_model(store: ArtifactStore, params: ExportParams) -> EmbeddingModel:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import get_args
 
 from logosim.embed.models import ModelError, file_digest
 from logosim.embed.params import NormalizeMode
@@ -54,7 +55,7 @@ def read_exported(path: str | Path) -> ExportedModel:
             f"{file}: no logosim metadata; only models written by `logosim export` can embed"
         )
     normalize = meta.get(f"{META_PREFIX}normalize", "pad")
-    if normalize not in ("pad", "crop"):
+    if normalize not in get_args(NormalizeMode):
         raise ModelError(f"{file}: unknown normalise mode {normalize!r} in its metadata")
     return ExportedModel(
         path=file,

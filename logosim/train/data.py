@@ -27,6 +27,7 @@ from logosim.core.settings import get_settings
 from logosim.data.decode import ImageDecodeError, decode_image
 from logosim.data.sources import Source
 from logosim.embed.normalize import to_array, to_model_input
+from logosim.embed.params import NormalizeMode
 from logosim.train.augment import LogoAugment
 
 STAGE = "train"
@@ -65,6 +66,7 @@ def load_images(
     keep_ids: set[str] | None = None,
     limit: int | None = None,
     desc: str = "decode",
+    normalize: NormalizeMode = "pad",
 ) -> TrainImages:
     """Decode the source's images (those in ``keep_ids``; at most ``limit``); skip bad ones."""
     settings = get_settings()
@@ -75,7 +77,9 @@ def load_images(
             continue
         if limit is not None and len(ids) >= limit:
             break
-        array = _decode(record, size, settings.max_image_pixels, settings.max_image_bytes, errors)
+        array = _decode(
+            record, size, settings.max_image_pixels, settings.max_image_bytes, errors, normalize
+        )
         if array is None:
             continue
         ids.append(record.id)
@@ -89,7 +93,12 @@ def load_images(
 
 
 def _decode(
-    record: LogoRecord, size: int, max_pixels: int, max_bytes: int, errors: list[ImageFailure]
+    record: LogoRecord,
+    size: int,
+    max_pixels: int,
+    max_bytes: int,
+    errors: list[ImageFailure],
+    normalize: NormalizeMode = "pad",
 ) -> np.ndarray | None:
     if record.read_error:
         errors.append(ImageFailure.of(record, STAGE, "unreadable", record.read_error))
@@ -100,7 +109,7 @@ def _decode(
         errors.append(ImageFailure.of(record, STAGE, exc.reason, exc.detail))
         logger.info(f"train: skipped {record.id}: {exc.reason}")
         return None
-    return to_array(to_model_input(image, size, "pad"))
+    return to_array(to_model_input(image, size, normalize))
 
 
 def positive_partners(keys: Sequence[str | None]) -> list[list[int]]:
@@ -150,6 +159,8 @@ class PairBatches:
         if vienna_positives:
             keys = [k or v for k, v in zip(keys, images.vienna, strict=True)]
         self.partners = positive_partners(keys)
+        codes = {key: code for code, key in enumerate(sorted({k for k in keys if k}))}
+        self.codes = np.array([codes[k] if k else -1 for k in keys], dtype=np.int64)
         self.p_partner = p_partner
         self.workers = workers
 
@@ -159,6 +170,11 @@ class PairBatches:
 
     def order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng((self.seed, epoch)).permutation(len(self.images))
+
+    def labels(self, epoch: int, step: int) -> torch.Tensor:
+        """Positive-key codes of batch ``step`` (-1: the image has no known partner)."""
+        chosen = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
+        return torch.from_numpy(self.codes[chosen])
 
     def _views(self, epoch: int, index: int) -> tuple[Image.Image, Image.Image]:
         rng = random.Random(f"{self.seed}:{epoch}:{index}")

@@ -125,9 +125,21 @@ def split_images(
         train_ids = set(all_ids) - val_ids
         logger.info(f"no splits in the store: holding out {len(val_ids)} images for validation")
     train = load_images(
-        source, size, keep_ids=train_ids, limit=params.max_images, desc="train images"
+        source,
+        size,
+        keep_ids=train_ids,
+        limit=params.max_images,
+        desc="train images",
+        normalize=params.normalize,
     )
-    val = load_images(source, size, keep_ids=val_ids, limit=params.val_images, desc="val images")
+    val = load_images(
+        source,
+        size,
+        keep_ids=val_ids,
+        limit=params.val_images,
+        desc="val images",
+        normalize=params.normalize,
+    )
     if not params.use_groups:
         train.groups = [None] * len(train)
         val.groups = [None] * len(val)
@@ -314,12 +326,15 @@ def train_one_epoch(
     while state.batch < setup.steps_per_epoch and state.step < setup.total:
         view1, view2 = setup.batches.batch(epoch, state.batch, pool)
         view1, view2 = view1.to(device, non_blocking=True), view2.to(device, non_blocking=True)
+        labels = None
+        if params.loss == "supcon":
+            labels = setup.batches.labels(epoch, state.batch).to(device)
         with torch.autocast(
             device_type=device,
             dtype=setup.autocast or torch.float32,
             enabled=setup.autocast is not None,
         ):
-            loss = model(view1, view2)
+            loss = model(view1, view2, labels)
         setup.optimizer.zero_grad(set_to_none=True)
         setup.scaler.scale(loss).backward()
         setup.scaler.step(setup.optimizer)

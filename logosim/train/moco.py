@@ -4,6 +4,9 @@ Query path: backbone → projector → predictor; key path: momentum copies of b
 projector (no gradients). The loss is symmetric (view 1 queries view 2's keys and back).
 Negatives are the other keys of the batch (MoCo v3) plus, with ``queue_size > 0``, a queue
 of past keys (MoCo v2's dictionary); ``queue_size=0`` is the queue-free v3 form.
+With ``labels`` (a group code per image, -1 for none) the loss is supervised-contrastive:
+every key of the query's group, in the batch or the queue, is a positive rather than a
+negative, so renditions of one brand drawn in different styles are pulled together.
 """
 
 from __future__ import annotations
@@ -39,6 +42,29 @@ def info_nce(
     return F.cross_entropy(logits / temperature, labels)
 
 
+def supervised_nce(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    labels: torch.Tensor,
+    queue: torch.Tensor | None,
+    queue_labels: torch.Tensor | None,
+    temperature: float,
+) -> torch.Tensor:
+    """SupCon over the batch keys (+ the queue): each query's own key and every key with its
+    label (>= 0) are positives; the loss averages -log p over them (Khosla et al. 2020, L_out)."""
+    q = F.normalize(query.float(), dim=1)
+    k = F.normalize(keys.float(), dim=1)
+    logits = q @ k.T
+    positive = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+    positive |= torch.eye(len(q), dtype=torch.bool, device=q.device)
+    if queue is not None and len(queue) and queue_labels is not None:
+        logits = torch.cat([logits, q @ queue.T], dim=1)
+        in_queue = (labels[:, None] == queue_labels[None, :]) & (labels[:, None] >= 0)
+        positive = torch.cat([positive, in_queue], dim=1)
+    log_p = F.log_softmax(logits / temperature, dim=1)
+    return -((log_p * positive).sum(1) / positive.sum(1)).mean()
+
+
 def momentum_at(step: int, total_steps: int, base: float, cosine: bool) -> float:
     """Key-encoder momentum; with ``cosine`` it rises from ``base`` to 1 over the run."""
     if not cosine or total_steps <= 0:
@@ -72,6 +98,8 @@ class MoCo(nn.Module):
         queue = F.normalize(torch.randn(queue_size, proj_dim), dim=1)
         self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # Group code of each queued key; -1 (no group) for the random initial keys.
+        self.register_buffer("queue_labels", torch.full((queue_size,), -1, dtype=torch.long))
 
     def key_encoder_parameters(self):
         yield from self.key_backbone.parameters()
@@ -93,7 +121,7 @@ class MoCo(nn.Module):
                 k.copy_(q)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
+    def enqueue(self, keys: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         size = len(self.queue)
         if size == 0:
             return
@@ -101,10 +129,14 @@ class MoCo(nn.Module):
         ptr = int(self.queue_ptr)
         idx = (torch.arange(len(keys), device=keys.device) + ptr) % size
         self.queue[idx] = keys
+        self.queue_labels[idx] = -1 if labels is None else labels[-size:]
         self.queue_ptr.fill_((ptr + len(keys)) % size)
 
-    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
-        """The symmetric loss of one batch of positive pairs; updates nothing."""
+    def forward(
+        self, view1: torch.Tensor, view2: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The symmetric loss of one batch of positive pairs (supervised-contrastive when
+        ``labels`` are given); updates nothing."""
         q1 = self.predictor(self.projector(self.backbone(view1)))
         q2 = self.predictor(self.projector(self.backbone(view2)))
         with torch.no_grad():
@@ -112,6 +144,14 @@ class MoCo(nn.Module):
             k2 = self.key_projector(self.key_backbone(view2))
         self._last_keys = torch.cat([k1, k2]).detach()
         queue = self.queue.clone() if len(self.queue) else None
+        if labels is not None:
+            self._last_labels = torch.cat([labels, labels])
+            queue_labels = self.queue_labels.clone()
+            return 0.5 * (
+                supervised_nce(q1, k2, labels, queue, queue_labels, self.temperature)
+                + supervised_nce(q2, k1, labels, queue, queue_labels, self.temperature)
+            )
+        self._last_labels = None
         return 0.5 * (
             info_nce(q1, k2, queue, self.temperature) + info_nce(q2, k1, queue, self.temperature)
         )
@@ -120,5 +160,6 @@ class MoCo(nn.Module):
         """Momentum update of the key encoder, then enqueue this batch's keys."""
         self.update_key_encoder(momentum)
         if getattr(self, "_last_keys", None) is not None:
-            self.enqueue(self._last_keys)
+            self.enqueue(self._last_keys, getattr(self, "_last_labels", None))
             self._last_keys = None
+            self._last_labels = None

@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from logosim.core.digest import stable_digest
-from logosim.embed.params import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling
+from logosim.embed.params import DEFAULT_MODEL, WHEEL_WEIGHTS, NormalizeMode, Pooling
 from logosim.train.augment import AugmentParams
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Loss = Literal["moco", "supcon"]
 CHECKPOINT_VERSION = 1
 # bf16 autocast on this 2-core AVX-512-bf16 CPU: see bench/bench_train.py and the issue note.
 CPU_AUTO_PRECISION: Precision = "fp32"
@@ -43,6 +44,12 @@ class TrainParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     group_positives: bool = Field(False, description="Images of one group are positives.")
     vienna_positives: bool = Field(False, description="Same full Vienna code = positives.")
+    loss: Loss = Field(
+        "moco",
+        description="moco: InfoNCE, other images are negatives; supcon: images sharing a "
+        "positive key (group/Vienna) are positives in the batch and the queue too.",
+    )
+    normalize: NormalizeMode = Field("pad", description="Geometry of the training images.")
     use_groups: bool = Field(True, description="Use the group column at all (val metrics).")
     max_images: int | None = Field(None, ge=2, description="Train on at most this many.")
     val_images: int = Field(500, ge=2)
