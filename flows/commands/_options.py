@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
-from logosim.embed.params import WHEEL_WEIGHTS, ExportPrecision
+from logosim.embed.params import WHEEL_WEIGHTS, ExportPrecision, RuntimeName
 from logosim.train.params import Precision as TrainPrecision
 
 if TYPE_CHECKING:
@@ -83,6 +83,14 @@ OnnxModelOpt = Annotated[
         "PCA is skipped when the model has it inside.",
     ),
 ]
+RuntimeOpt = Annotated[
+    RuntimeName,
+    typer.Option(
+        "--runtime",
+        help="Speed only: auto (OpenVINO bf16 where the CPU does bf16 natively, else fp32; "
+        "fp16 on CUDA), openvino (fp32), onnx, eager, …",
+    ),
+]
 ExportPrecisionOpt = Annotated[
     ExportPrecision, typer.Option("--precision", help="fp32, fp16 (CUDA) or int8 (CPU).")
 ]
@@ -134,6 +142,7 @@ class BuildOptions:
     onnx_model: Path | None = None
     dba_neighbours: int = 2
     dba_alpha: float = 3.0
+    runtime: RuntimeName = "auto"
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -146,7 +155,7 @@ class BuildOptions:
             source=spec,
             store=store,
             chunk_size=self.chunk_size,
-            embed=EmbedParams(weights=self.weights, onnx_model=onnx_model),
+            embed=EmbedParams(weights=self.weights, onnx_model=onnx_model, runtime=self.runtime),
             pca=PCAParams(
                 enabled=self.pca_dims > 0, dims=max(self.pca_dims, 1), whiten=self.whiten
             ),
@@ -182,11 +191,12 @@ def register_build_like(
         onnx_model: OnnxModelOpt = None,
         dba_neighbours: DbaOpt = 2,
         dba_alpha: DbaAlphaOpt = 3.0,
+        runtime: RuntimeOpt = "auto",
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha,
+            dba_neighbours, dba_alpha, runtime,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 
