@@ -130,6 +130,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--max-drop", type=float, default=0.003, help="accuracy-aware: cosine")
+    parser.add_argument(
+        "--float-precision", choices=["f32", "bf16"], default="f32",
+        help="precision of the layers left in float",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     import nncf
@@ -154,11 +158,11 @@ def main() -> None:
             ov.Core().read_model(str(args.onnx)), dataset, subset_size=len(calib), **kwargs
         )
         took = time.perf_counter() - started
-        got, speed = run_all(compiled(quantised), held)
+        got, speed = run_all(compiled(quantised, args.float_precision), held)
         cos = cosines(got, reference)
         rows.append(
             {
-                "variant": name,
+                "variant": name + ("" if args.float_precision == "f32" else "+bf16_float"),
                 "min_cosine": round(float(cos.min()), 4),
                 "mean_cosine": round(float(cos.mean()), 5),
                 "img_per_s_model_only": round(speed, 1),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import typer
 
 from logosim.embed.params import WHEEL_WEIGHTS, ExportPrecision, RuntimeName
+from logosim.index.params import IndexKind
 from logosim.train.params import Precision as TrainPrecision
 
 if TYPE_CHECKING:
@@ -106,6 +107,14 @@ WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PC
 ExactOpt = Annotated[
     int, typer.Option("--exact-below", min=0, help="Exact search below this many images.")
 ]
+IndexKindOpt = Annotated[
+    IndexKind,
+    typer.Option(
+        "--index-kind",
+        help="auto (exact below --exact-below, HNSW up to 200K vectors, IVF with an HNSW "
+        "coarse quantiser above), exact, hnsw or ivf.",
+    ),
+]
 DbaOpt = Annotated[
     int,
     typer.Option(
@@ -143,6 +152,7 @@ class BuildOptions:
     dba_neighbours: int = 2
     dba_alpha: float = 3.0
     runtime: RuntimeName = "auto"
+    index_kind: IndexKind = "auto"
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -160,6 +170,7 @@ class BuildOptions:
                 enabled=self.pca_dims > 0, dims=max(self.pca_dims, 1), whiten=self.whiten
             ),
             index=IndexParams(
+                kind=self.index_kind,
                 exact_below=self.exact_below,
                 dba_neighbours=self.dba_neighbours,
                 dba_alpha=self.dba_alpha,
@@ -192,11 +203,12 @@ def register_build_like(
         dba_neighbours: DbaOpt = 2,
         dba_alpha: DbaAlphaOpt = 3.0,
         runtime: RuntimeOpt = "auto",
+        index_kind: IndexKindOpt = "auto",
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha, runtime,
+            dba_neighbours, dba_alpha, runtime, index_kind,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 
