@@ -90,7 +90,7 @@ def index_bytes(index: faiss.Index) -> int:
 def efforts(option: str) -> list[int]:
     if option.startswith("hnsw"):
         return [1000, 1500, 2000, 3000]
-    return [8, 16, 32, 64, 128]
+    return [16, 32, 64, 128, 256, 512, 1024]
 
 
 def set_effort(index: faiss.Index, option: str, effort: int) -> None:
@@ -131,15 +131,81 @@ def first_reaching(rows: list[dict]) -> dict | None:
     return next((r for r in rows if r["recall@100"] >= TARGET), None)
 
 
+def library_build(vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> dict:
+    """``logosim.index.build_index`` with default settings (kind auto, α-DBA on) over the
+    vectors written as 16,384-row embedding chunks in a temporary store: the build the flow
+    runs, timed, with the memory it adds on top of this process's copy of the vectors."""
+    import tempfile
+
+    import psutil
+
+    from logosim.core.store import ArtifactStore
+    from logosim.index.build import build_index
+    from logosim.index.logo_index import LogoIndex
+    from logosim.index.params import IndexParams
+
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        store = ArtifactStore(tmp)
+        manifests = []
+        for k, start in enumerate(range(0, len(vectors), 16384)):
+            part = vectors[start : start + 16384]
+            arrays = {
+                "ids": np.array([f"v{i}" for i in range(start, start + len(part))]),
+                "embeddings": part,
+                "rows": np.arange(len(part)),
+            }
+            manifests.append(
+                store.write_arrays(
+                    f"embeddings/bench-{k:05d}.npz", arrays, kind="embeddings", rows=len(part)
+                )
+            )
+        before = psutil.Process().memory_info().rss
+        peak = [before]
+        import threading
+
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.5):
+                peak[0] = max(peak[0], psutil.Process().memory_info().rss)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.perf_counter()
+        manifest = build_index(store, manifests, None, IndexParams(recall_sample=300))
+        seconds = time.perf_counter() - started
+        done.set()
+        watcher.join()
+        index = LogoIndex.load(store, mmap=True)
+        latencies = []
+        for q in queries[:200]:
+            begun = time.perf_counter()
+            index.search(q[None], CANDIDATES)
+            latencies.append((time.perf_counter() - begun) * 1000)
+        return {
+            "type": manifest.meta["type"],
+            "seconds": round(seconds, 1),
+            "plain_seconds": manifest.meta["build_seconds"],
+            "dba": manifest.meta["dba"],
+            "recall_vs_exact_stored": manifest.meta["recall_vs_exact"],
+            "index_mb": round(manifest.size / 2**20, 1),
+            "build_added_rss_mb": round((peak[0] - before) / 2**20),
+            "search_top1000_p50_ms": round(float(np.percentile(latencies, 50)), 2),
+            "search_top1000_p99_ms": round(float(np.percentile(latencies, 99)), 2),
+            "nprobe": index.params.nprobe,
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vectors", type=Path, default=Path("/tmp/api-1m/index/index.faiss"))
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--train-points", type=int, default=131072)
-    parser.add_argument("--options", nargs="+", default=["ivf_flat", "ivf_sq8_refine"])
+    parser.add_argument("--options", nargs="*", default=["ivf_flat", "ivf_sq8_refine"])
     parser.add_argument("--hnsw-file", type=Path, default=None, help="measure, not rebuild")
     parser.add_argument("--hnsw-build-seconds", type=float, default=None)
+    parser.add_argument("--library-build", action="store_true", help="build_index, defaults")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     vectors = load_vectors(args.vectors, args.size)
@@ -172,6 +238,10 @@ def main() -> None:
                      "nlist": nlist_for(len(vectors)) if option.startswith("ivf") else None,
                      "search": rows, "at_target": first_reaching(rows)})  # fmt: skip
         del index
+    if args.library_build:
+        row = library_build(vectors, queries, exact)
+        print(f"library build (auto, α-DBA on): {row}", flush=True)
+        runs.append({"option": "library_build_auto", **row})
     for run in runs:
         results[f"{run['option']}-{len(vectors)}"] = {
             **run,
