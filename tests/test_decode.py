@@ -113,3 +113,22 @@ def test_decoded_image_is_independent_of_source_mode():
     via_palette = decode_image(encode(rgb.convert("P"), "PNG"))
     assert isinstance(via_palette, Image.Image) and via_palette.mode == "RGB"
     assert via_palette.size == rgb.size
+
+
+def test_large_jpeg_decodes_at_reduced_size_for_its_target():
+    from logosim.data.sources import SourceSpec, open_source
+    from logosim.embed.normalize import to_model_input
+
+    mark = decode_image(next(open_source(SourceSpec()).records(0, 1)).data)  # a real demo logo
+    data = encode(mark.resize((1800, 600), Image.Resampling.BICUBIC), "JPEG", quality=90)
+    full, drafted = decode_image(data), decode_image(data, draft_longest=224)
+    assert full.size == (1800, 600)
+    assert drafted.size == (225, 75)  # 1/8 scale: the longer side still ≥ 224
+    a = np.asarray(to_model_input(full), dtype=np.float32)
+    b = np.asarray(to_model_input(drafted), dtype=np.float32)
+    assert np.abs(a - b).mean() < 4  # the same 224² network input, up to resampling
+    # small JPEGs and other formats decode as before
+    small = encode(mark.resize((300, 200)), "JPEG", quality=90)
+    assert decode_image(small, draft_longest=224).size == (300, 200)
+    png = encode(mark.resize((1800, 600)), "PNG")
+    assert decode_image(png, draft_longest=224).size == (1800, 600)

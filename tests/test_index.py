@@ -62,10 +62,12 @@ def test_streamed_exact_topk_matches_full_search():
     assert (np.sort(streamed, 1) == np.sort(full, 1)).all()
 
 
-@pytest.mark.parametrize("exact_below", [10_000, 0])  # exact (true removal path) and HNSW
-def test_add_change_remove_and_rebuild(store, exact_below):
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])  # exact: the true removal path
+def test_add_change_remove_and_rebuild(store, kind):
     features = clustered(400, 16)
-    params = IndexParams(exact_below=exact_below, m=8, ef_construction=40, rebuild_fraction=0.3)
+    params = IndexParams(
+        kind=kind, m=8, ef_construction=40, rebuild_fraction=0.3, nlist=16, nprobe=16
+    )
     build_index(store, write_chunks(store, features, 100), None, params)
 
     # new images and one changed image (id0 now looks like id399)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
-from logosim.embed.params import DEFAULT_WEIGHTS, ExportPrecision
+from logosim.embed.params import DEFAULT_WEIGHTS, ExportPrecision, RuntimeName
+from logosim.index.params import IndexKind
 from logosim.train.params import Precision as TrainPrecision
 
 if TYPE_CHECKING:
@@ -84,6 +85,14 @@ OnnxModelOpt = Annotated[
         "PCA is skipped when the model has it inside.",
     ),
 ]
+RuntimeOpt = Annotated[
+    RuntimeName,
+    typer.Option(
+        "--runtime",
+        help="Speed only: auto (OpenVINO bf16 where the CPU does bf16 natively, else fp32; "
+        "fp16 on CUDA), openvino (fp32), onnx, eager, …",
+    ),
+]
 ExportPrecisionOpt = Annotated[
     ExportPrecision, typer.Option("--precision", help="fp32, fp16 (CUDA) or int8 (CPU).")
 ]
@@ -98,6 +107,14 @@ DimsOpt = Annotated[int, typer.Option("--pca-dims", min=0, help="PCA output dims
 WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PCA components.")]
 ExactOpt = Annotated[
     int, typer.Option("--exact-below", min=0, help="Exact search below this many images.")
+]
+IndexKindOpt = Annotated[
+    IndexKind,
+    typer.Option(
+        "--index-kind",
+        help="auto (exact below --exact-below, HNSW up to 200K vectors, IVF with an HNSW "
+        "coarse quantiser above), exact, hnsw or ivf.",
+    ),
 ]
 DbaOpt = Annotated[
     int,
@@ -135,6 +152,8 @@ class BuildOptions:
     onnx_model: Path | None = None
     dba_neighbours: int = 2
     dba_alpha: float = 3.0
+    runtime: RuntimeName = "auto"
+    index_kind: IndexKind = "auto"
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -147,11 +166,12 @@ class BuildOptions:
             source=spec,
             store=store,
             chunk_size=self.chunk_size,
-            embed=EmbedParams(weights=self.weights, onnx_model=onnx_model),
+            embed=EmbedParams(weights=self.weights, onnx_model=onnx_model, runtime=self.runtime),
             pca=PCAParams(
                 enabled=self.pca_dims > 0, dims=max(self.pca_dims, 1), whiten=self.whiten
             ),
             index=IndexParams(
+                kind=self.index_kind,
                 exact_below=self.exact_below,
                 dba_neighbours=self.dba_neighbours,
                 dba_alpha=self.dba_alpha,
@@ -183,11 +203,13 @@ def register_build_like(
         onnx_model: OnnxModelOpt = None,
         dba_neighbours: DbaOpt = 2,
         dba_alpha: DbaAlphaOpt = 3.0,
+        runtime: RuntimeOpt = "auto",
+        index_kind: IndexKindOpt = "auto",
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha,
+            dba_neighbours, dba_alpha, runtime, index_kind,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 

@@ -98,10 +98,14 @@ def decode_image(
     max_bytes: int = 64 * 2**20,
     background: tuple[int, int, int] = WHITE,
     time_limit_s: float = DECODE_TIME_LIMIT_S,
+    draft_longest: int | None = None,
 ) -> Image.Image:
     """Decode ``data`` into an RGB image flattened on ``background``; raise ImageDecodeError.
 
     Decoding stops with ``DecodeTimeoutError`` once it has taken ``time_limit_s``.
+    ``draft_longest``: the caller will shrink the image to fit this longest side, so a large
+    JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, several times
+    faster) as long as its longer side stays at least this long.
     """
     if not data:
         raise EmptyImageError("zero bytes")
@@ -128,6 +132,8 @@ def decode_image(
                 width, height = image.size
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animations: the first frame stands for the mark
+            if draft_longest and image.format == "JPEG":
+                draft_jpeg(image, draft_longest)
             image.load()
     except ImageDecodeError:
         raise
@@ -154,6 +160,16 @@ class _TimedStream(io.BytesIO):
         if time.monotonic() > self._deadline:
             raise DecodeTimeoutError(f"decoding took longer than {self._limit_s:g} s")
         return super().read(size)
+
+
+def draft_jpeg(image: Image.Image, longest: int) -> None:
+    """Ask libjpeg for the smallest 1/2ⁿ scale whose longer side is still ≥ ``longest``
+    (Pillow's ``draft`` keeps both sides ≥ the size it is given, so give it the aspect)."""
+    width, height = image.size
+    side = max(width, height)
+    if side < 2 * longest:
+        return
+    image.draft(image.mode, (max(1, width * longest // side), max(1, height * longest // side)))
 
 
 def svg_text(data: bytes, *, max_bytes: int = 64 * 2**20) -> str | None:

@@ -101,6 +101,10 @@ class EmbedResult:
     embeddings: list[np.ndarray] = field(default_factory=list)
     errors: list[ImageFailure] = field(default_factory=list)
     seconds: float = 0.0
+    # where the time went: decode + prepare + normalise, summed over the reader's threads
+    # (they overlap with inference), and inference (+ batch stacking) in this thread
+    prepare_thread_s: float = 0.0
+    infer_s: float = 0.0
 
     def matrix(self, dim: int) -> np.ndarray:
         if not self.embeddings:
@@ -232,10 +236,19 @@ class Embedder:
         workers = self.params.workers or _default_workers()
         result = EmbedResult()
         pending: list[Prepared] = []
+        spent: list[float] = []  # list.append is atomic under the GIL: no lock needed
+
+        def timed(record: LogoRecord) -> tuple[np.ndarray | None, ImageFailure | None]:
+            begun = time.perf_counter()
+            try:
+                return pipeline(record)
+            finally:
+                spent.append(time.perf_counter() - begun)
+
         started = time.perf_counter()
         bar = _Progress(total, desc)
         with ThreadPoolExecutor(workers, thread_name_prefix="logosim-decode") as pool:
-            for item in prepared_records(records, pipeline, pool, lookahead=2 * self.batch_size):
+            for item in prepared_records(records, timed, pool, lookahead=2 * self.batch_size):
                 if item[2] is not None:
                     result.errors.append(item[2])
                     logger.info(f"skipped {item[0].id}: {item[2].reason} {item[2].detail}")
@@ -250,12 +263,15 @@ class Embedder:
             bar.update(len(pending))
         bar.close()
         result.seconds = time.perf_counter() - started
+        result.prepare_thread_s = sum(spent)
         return result
 
     def _flush(self, pending: list[Prepared], result: EmbedResult) -> None:
         if not pending:
             return
+        begun = time.perf_counter()
         embeddings = self.embed_inputs([pixels for _, pixels, _ in pending])  # type: ignore[misc]
+        result.infer_s += time.perf_counter() - begun
         result.embeddings.append(embeddings)
         result.ids.extend(record.id for record, _, _ in pending)
         result.rows.extend(record.row for record, _, _ in pending)

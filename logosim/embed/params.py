@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 Pooling = Literal["gem", "avg"]
 NormalizeMode = Literal["pad", "trim", "crop"]
-RuntimeName = Literal["auto", "eager", "channels_last", "bf16", "onnx", "openvino", "fp16"]
+RuntimeName = Literal[
+    "auto", "eager", "channels_last", "bf16", "onnx", "openvino", "openvino_bf16", "fp16"
+]
 DeviceName = Literal["auto", "cpu", "cuda"]
 ExportPrecision = Literal["fp32", "fp16", "int8"]  # fp16: CUDA; int8: CPU
 
@@ -28,7 +30,7 @@ LOGO_WEIGHTS = "logo"
 DEFAULT_WEIGHTS = LOGO_WEIGHTS
 
 # Bump when a code change alters the embeddings (invalidates every cached chunk).
-EMBED_CODE_VERSION = "1"
+EMBED_CODE_VERSION = "2"  # 2: large JPEGs decode at reduced size (draft)
 STAGE = "embed"
 CPU_BATCH, CUDA_BATCH = 16, 128
 
@@ -67,7 +69,8 @@ class EmbedParams(BaseModel):
     # How fast they are computed (RUN_SETTINGS: never part of the cache key).
     runtime: RuntimeName = Field(
         "auto",
-        description="Speed only: auto | eager | channels_last | bf16 | onnx | openvino | fp16.",
+        description="Speed only: auto | eager | channels_last | bf16 | onnx | openvino | "
+        "openvino_bf16 | fp16.",
     )
     device: DeviceName = Field("auto", description="Speed only: auto | cpu | cuda.")
     batch_size: int = Field(

@@ -47,12 +47,21 @@ class ImagePipeline:
     prepare: Prepare | None = None
     max_pixels: int = 64_000_000
     max_bytes: int = 64 * 2**20
+    jpeg_draft: bool = True  # large JPEGs decode at reduced size (pad mode only: see below)
 
     def __call__(self, record: LogoRecord) -> tuple[np.ndarray | None, ImageFailure | None]:
         if record.read_error:
             return None, ImageFailure.of(record, STAGE, "unreadable", record.read_error)
         try:
-            image = decode_image(record.data, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
+            # crop mode resizes the short side, so a draft sized by the long side could be
+            # too small for it: only pad mode drafts
+            draft = self.size if self.jpeg_draft and self.mode == "pad" else None
+            image = decode_image(
+                record.data,
+                max_pixels=self.max_pixels,
+                max_bytes=self.max_bytes,
+                draft_longest=draft,
+            )
         except ImageDecodeError as exc:
             return None, ImageFailure.of(record, STAGE, exc.reason, exc.detail)
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from loguru import logger
 
 from logosim.core.faults import raise_fault_once
@@ -42,16 +44,22 @@ def embed_chunk(
         "errors": len(result.errors),
         "seconds": round(result.seconds, 3),
         "throughput": round(result.throughput, 1),
+        "prepare_thread_seconds": round(result.prepare_thread_s, 3),
+        "infer_seconds": round(result.infer_s, 3),
         "batch_size": embedder.batch_size,
         "device": embedder.device,
         "runtime": embedder.runtime.name,
         "dim": embedder.dim,
         **figures,
     }
+    begun = time.perf_counter()
     manifest = write_embeddings(store, job, result, embedder.dim, meta)
+    write_s = time.perf_counter() - begun
     logger.info(
         f"embed {job.chunk.name}: {len(result.ids)} images, {len(result.errors)} skipped, "
         f"{result.throughput:.1f} img/s ({embedder.runtime.name}, {embedder.device}, "
-        f"batch {embedder.batch_size}) {describe(figures)}"
+        f"batch {embedder.batch_size}); {result.seconds:.1f}s: inference "
+        f"{result.infer_s:.1f}s, decode+prepare {result.prepare_thread_s:.1f} thread-s "
+        f"(overlapped), write {write_s:.2f}s {describe(figures)}"
     )
     return manifest

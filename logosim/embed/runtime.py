@@ -9,9 +9,11 @@ speed and cosine against fp32 eager):
   ONNX Runtime, one intra-op thread per physical core.
 - ``openvino``: the same ONNX graph compiled by OpenVINO's CPU plugin (fp32, one stream,
   one thread per physical core).
+- ``openvino_bf16``: the same with OpenVINO's bf16 inference precision, on CPUs that do bf16
+  natively (AVX512_BF16 or AMX; OpenVINO reports it as the ``BF16`` capability).
 - ``fp16``: CUDA only, float16 autocast, channels-last.
-``auto`` picks ``fp16`` on CUDA and :data:`CPU_AUTO` on CPU (ONNX Runtime where OpenVINO is
-not installed).
+``auto`` picks ``fp16`` on CUDA and on CPU ``openvino_bf16`` where bf16 is native, else
+``openvino`` (ONNX Runtime where OpenVINO is not installed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import io
 import os
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,11 +34,12 @@ from loguru import logger
 from logosim.embed.models import Backbone
 from logosim.embed.params import DeviceName, RuntimeName
 
-# Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json; figures in
-# notes/issue-3-openvino-memory.md): OpenVINO fp32 is the fastest CPU option with min cosine ≥ 0.999
-# against fp32 eager, ahead of ONNX Runtime (model only 252 vs 172 img/s at batch 16).
-# OpenVINO's bf16 (AMX) is 2× faster again but only reaches cosine 0.988, so it is not offered.
-CPU_AUTO: RuntimeName = "openvino"
+# Measured by bench/bench_embed.py on 2 cores (bench/results/embed.json; notes/issue-17-speed.md):
+# OpenVINO bf16 is the fastest CPU option at retrieval parity with fp32 (dev bench R@1 and mAP
+# within 0.005, copy set R@1 within 0.01); where bf16 is not native it falls back to OpenVINO
+# fp32 (the fastest with min cosine ≥ 0.999), ahead of ONNX Runtime.
+CPU_AUTO: RuntimeName = "openvino_bf16"
+CPU_FP32: RuntimeName = "openvino"
 ONNX_OPSET = 17
 
 
@@ -73,12 +77,31 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 natively here (AVX512_BF16 or AMX): elsewhere
+    it would emulate bf16, slower than fp32."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # not installed, or a plugin that cannot answer: no bf16
+        return False
+
+
 def resolve_runtime(name: RuntimeName, device: str) -> RuntimeName:
     """The concrete option for ``auto``; refuses combinations that cannot work."""
     if name == "auto":
         if device == "cuda":
             return "fp16"
-        return CPU_AUTO if openvino_available() else "onnx"
+        if not openvino_available():
+            return "onnx"
+        return CPU_AUTO if native_bf16() else CPU_FP32
+    if name == "openvino_bf16" and not native_bf16():
+        raise RuntimeUnavailableError(
+            "runtime 'openvino_bf16' needs a CPU with native bf16 (AVX512_BF16 or AMX) "
+            "and openvino; use 'openvino'"
+        )
     if name == "fp16" and device != "cuda":
         raise RuntimeUnavailableError("runtime 'fp16' needs CUDA; on CPU use 'bf16' or 'onnx'")
     return name
@@ -171,15 +194,17 @@ class OnnxRuntime:
 class OpenVinoRuntime:
     """A backbone (or a whole exported model) compiled by OpenVINO for the CPU.
 
-    fp32 inference precision is forced: on CPUs with AMX the plugin would otherwise pick
-    bf16, which moves descriptors too far (cosine 0.988 vs fp32 eager on the dev bench).
-    One stream with one thread per physical core: the decode threads need the rest.
+    The inference precision is set, never left to the plugin (which picks bf16 on AMX CPUs):
+    ``f32``, or ``bf16`` (descriptors move by min cosine ~0.99 but retrieval stays at parity,
+    notes/issue-17-speed.md). One stream with one thread per physical core: the decode
+    threads need the rest.
     """
 
-    name = "openvino"
     device = "cpu"
 
-    def __init__(self, model: bytes | Path, threads: int | None = None) -> None:
+    def __init__(
+        self, model: bytes | Path, threads: int | None = None, precision: str = "f32"
+    ) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
@@ -187,10 +212,11 @@ class OpenVinoRuntime:
         core = ov.Core()
         graph = core.read_model(model if isinstance(model, bytes) else str(model))
         config = {
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads or physical_cores(),
         }
+        self.name = "openvino_bf16" if precision == "bf16" else "openvino"
         self.compiled = core.compile_model(graph, "CPU", config)
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request; searches may come from threads
@@ -205,13 +231,16 @@ def graph_runtime(
     concrete: RuntimeName, requested: RuntimeName, model: bytes | Path, device: str
 ) -> Runtime | None:
     """OpenVINO or ONNX Runtime over an ONNX graph. For ``auto`` a runtime that cannot
-    start falls back along the measured order (openvino → onnx) rather than failing on a
-    bad install; None when neither starts."""
-    if concrete == "openvino" and device != "cpu":
-        raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
-    for option in ("openvino", "onnx") if concrete == "openvino" else ("onnx",):
+    start falls back along the measured order (openvino_bf16 → openvino → onnx) rather than
+    failing on a bad install; None when none starts."""
+    if concrete.startswith("openvino") and device != "cpu":
+        raise RuntimeUnavailableError(f"runtime {concrete!r} runs on the CPU only")
+    order = ("openvino_bf16", "openvino", "onnx")
+    for option in order[order.index(concrete) :]:
         try:
-            return OpenVinoRuntime(model) if option == "openvino" else OnnxRuntime(model, device)
+            if option == "onnx":
+                return OnnxRuntime(model, device)
+            return OpenVinoRuntime(model, precision="bf16" if option == "openvino_bf16" else "f32")
         except RuntimeUnavailableError as exc:
             if requested != "auto":
                 raise
@@ -221,10 +250,17 @@ def graph_runtime(
 
 def exported_runtime(name: RuntimeName, device: DeviceName, model: Path) -> Runtime:
     """The runtime for a file written by ``logosim export`` (an ONNX graph)."""
-    if name not in ("auto", "onnx", "openvino"):
-        raise ValueError(f"runtime {name!r} cannot run an exported model: use 'onnx' or 'openvino'")
+    if name not in ("auto", "onnx", "openvino", "openvino_bf16"):
+        raise ValueError(
+            f"runtime {name!r} cannot run an exported model: use 'onnx', 'openvino' "
+            "or 'openvino_bf16'"
+        )
     dev = resolve_device(device)
     concrete = "onnx" if dev == "cuda" and name == "auto" else resolve_runtime(name, dev)
+    if name == "auto" and concrete == "openvino_bf16":
+        # an exported graph may hold the PCA whitening, which scales up low-variance
+        # directions: bf16 parity was measured for the backbone only, so fp32 here
+        concrete = CPU_FP32
     runtime = graph_runtime(concrete, name, model, dev)
     if runtime is None:
         raise RuntimeUnavailableError("an exported model needs: pip install openvino onnxruntime")
@@ -252,9 +288,9 @@ def build_runtime(
         return TorchRuntime(module, dev, name="bf16", channels_last=True, autocast=torch.bfloat16)
     if concrete == "fp16":
         return TorchRuntime(module, dev, name="fp16", channels_last=True, autocast=torch.float16)
-    if concrete in ("onnx", "openvino"):
-        if concrete == "openvino" and dev != "cpu":  # before the export: it costs seconds
-            raise RuntimeUnavailableError("runtime 'openvino' runs on the CPU only")
+    if concrete in ("onnx", "openvino", "openvino_bf16"):
+        if concrete.startswith("openvino") and dev != "cpu":  # before the export: seconds
+            raise RuntimeUnavailableError(f"runtime {concrete!r} runs on the CPU only")
         model = onnx_model() if onnx_model is not None else export_onnx(module, size)
         runtime = graph_runtime(concrete, name, model, dev)
         return runtime or TorchRuntime(module, dev, name="channels_last", channels_last=True)

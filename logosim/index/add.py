@@ -9,7 +9,8 @@ from loguru import logger
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.pca import Descriptors
-from logosim.index.build import new_index, save_index, stream_vectors
+from logosim.index import ivf
+from logosim.index.build import Filler, new_index, save_index, stream_vectors
 from logosim.index.ids import IdTable
 from logosim.index.logo_index import LogoIndex, index_pca
 
@@ -22,10 +23,14 @@ def _rebuild_if_needed(store: ArtifactStore, loaded: LogoIndex) -> tuple[faiss.I
         return loaded.index, table
     logger.info(f"index: {len(table.tombstones)} tombstones of {len(table.ids)} slots; rebuilding")
     fresh_table = IdTable()
-    index, _ = new_index(loaded.index.d, table.live, loaded.params)
+    if loaded.kind == "ivf":  # keep the trained centroids (the live vectors did not move)
+        index = ivf.empty_like(loaded.index)
+    else:  # the live count may call for another kind now (an untrained IVF trains first)
+        index, _ = new_index(loaded.index.d, table.live, loaded.params)
+    filler = Filler(index, loaded.params)
     for ids, vectors in loaded.live_vectors():
-        index.add_with_ids(vectors, fresh_table.append(ids))
-    return index, fresh_table
+        filler.add(vectors, fresh_table.append(ids))
+    return filler.finish(), fresh_table
 
 
 def add_to_index(store: ArtifactStore, new_chunks: list[Manifest]) -> Manifest:

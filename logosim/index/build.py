@@ -2,8 +2,9 @@
 
 Vectors are unit length, so inner product is cosine similarity. Below ``exact_below``
 vectors the index is an exact ``IndexFlatIP`` (fast enough, and exact); above it an HNSW
-graph. Both sit inside ``IndexIDMap2`` so ids travel with the vectors and ``reconstruct``
-works. FAISS ids are positions in a sidecar id table (``index/ids.json``); a string id that
+graph, and from ``ivf_from`` an IVF with an HNSW coarse quantiser (``ivf.py``: an HNSW graph
+of 1M vectors takes half an hour to build on 2 cores). All sit inside ``IndexIDMap2`` so ids
+travel with the vectors and ``reconstruct`` works. FAISS ids are positions in a sidecar id table (``index/ids.json``); a string id that
 is deleted or replaced keeps its slot but its FAISS id joins a tombstone set that searches
 skip (HNSW cannot delete). Past ``rebuild_fraction`` tombstones the index is rebuilt from
 its own live vectors.
@@ -25,6 +26,7 @@ from loguru import logger
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.pca import Descriptors, iter_embeddings
+from logosim.index import ivf
 from logosim.index.dba import augment
 from logosim.index.exact import measure_recall
 from logosim.index.ids import IdTable, Tombstones
@@ -36,6 +38,8 @@ from logosim.index.params import (
     IndexUnavailableError,
 )
 
+DBA_NPROBE = 16  # IVF lists the α-DBA pass searches per vector
+
 
 def _hnsw(dim: int, params: IndexParams) -> faiss.Index:
     graph = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
@@ -45,15 +49,67 @@ def _hnsw(dim: int, params: IndexParams) -> faiss.Index:
 
 
 def new_index(dim: int, expected_rows: int, params: IndexParams) -> tuple[faiss.Index, str]:
-    """An empty id-mapped index: exact below the threshold, HNSW above it."""
-    if expected_rows < params.exact_below:
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "exact"
-    return faiss.IndexIDMap2(_hnsw(dim, params)), "hnsw"
+    """An empty id-mapped index of the kind ``params`` choose for ``expected_rows`` vectors;
+    an IVF comes untrained (``fill`` trains it on the first vectors)."""
+    kind = params.choose_kind(expected_rows)
+    if kind == "exact":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), kind
+    if kind == "ivf":
+        return faiss.IndexIDMap2(
+            ivf.new_ivf(dim, params.nlist or ivf.nlist_for(expected_rows))
+        ), kind
+    return faiss.IndexIDMap2(_hnsw(dim, params)), kind
 
 
 def index_kind(index: faiss.Index) -> str:
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
-    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "exact"
+    if isinstance(inner, faiss.IndexHNSW):
+        return "hnsw"
+    return "ivf" if isinstance(inner, faiss.IndexIVF) else "exact"
+
+
+class Filler:
+    """Adds (vectors, slots) to a new index; an untrained IVF first collects ``train_rows``
+    vectors (or all there are), trains on them, then adds what it held back."""
+
+    def __init__(self, index: faiss.Index, params: IndexParams) -> None:
+        self.index = index
+        inner = ivf.inner_ivf(index)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._want = 0
+        if inner is not None and not inner.is_trained:
+            self._want = ivf.train_points(inner.nlist, params.ivf_train_per_list)
+
+    def add(self, vectors: np.ndarray, slots: np.ndarray) -> None:
+        if not self._want:
+            self.index.add_with_ids(vectors, slots)
+            return
+        self._pending.append((vectors, slots))
+        if sum(len(v) for v, _ in self._pending) >= self._want:
+            self.finish()
+
+    def finish(self) -> faiss.Index:
+        """Train on what is held back (if the IVF is still untrained) and add it."""
+        if self._pending:
+            held = np.concatenate([v for v, _ in self._pending])
+            if self._want:
+                inner = ivf.inner_ivf(self.index)
+                if len(held) < inner.nlist:
+                    raise IndexUnavailableError(
+                        f"an IVF index with {inner.nlist} lists needs at least that many "
+                        f"vectors; there are {len(held)} (use kind 'hnsw' or a smaller nlist)"
+                    )
+                started = time.perf_counter()
+                ivf.train(self.index, held[: self._want])
+                logger.info(
+                    f"index: IVF k-means, {inner.nlist} lists on {min(len(held), self._want)} "
+                    f"vectors in {time.perf_counter() - started:.1f}s"
+                )
+                self._want = 0
+            for vectors, slots in self._pending:
+                self.index.add_with_ids(vectors, slots)
+            self._pending.clear()
+        return self.index
 
 
 def storage_blocks(index: faiss.Index, block: int = 16384) -> Iterator[np.ndarray]:
@@ -106,16 +162,16 @@ def _plain_index(
     total: int,
 ) -> tuple[faiss.Index, IdTable]:
     """Pass 1: the descriptors as they come, one chunk of raw features in memory at a time."""
-    table, index = IdTable(), None
+    table, filler = IdTable(), None
     for ids, vectors in stream_vectors(store, manifests, describe):
-        if index is None:
-            index, _ = new_index(vectors.shape[1], total, params)
-        index.add_with_ids(vectors, table.append(ids.tolist()))
-    if index is None:
+        if filler is None:
+            filler = Filler(new_index(vectors.shape[1], total, params)[0], params)
+        filler.add(vectors, table.append(ids.tolist()))
+    if filler is None:
         raise IndexUnavailableError(
             "no embeddings to index: every image failed or the source is empty"
         )
-    return index, table
+    return filler.finish(), table
 
 
 def _augmented_index(
@@ -134,9 +190,14 @@ def _augmented_index(
     HNSW graph (efSearch = ``ef_search``) for HNSW, so a large build costs a second graph
     and a search per vector. Both indexes are in memory during the pass; chunks stream.
     """
-    index, kind = new_index(plain.d, total, params)
+    kind = index_kind(plain)
+    # an IVF reuses the plain pass's centroids: no second k-means
+    index = ivf.empty_like(plain) if kind == "ivf" else new_index(plain.d, total, params)[0]
     skip = Tombstones(table.tombstones)  # duplicate ids: only the latest slot counts
-    search = skip.params(kind, max(params.ef_search, params.dba_neighbours + 1))
+    # a few nearest neighbours need few lists: at 1M, recall@10 is 0.991 from nprobe 16 up
+    # (bench/results/index_scale.json), and this pass searches once per indexed vector
+    nprobe = max(1, min(params.nprobe, DBA_NPROBE))
+    search = skip.params(kind, max(params.ef_search, params.dba_neighbours + 1), nprobe)
     start = 0
     for ids, vectors in stream_vectors(store, manifests, describe):
         if table.ids[start : start + len(ids)] != ids.tolist():
@@ -153,8 +214,8 @@ def _augmented_index(
 
 
 def _recall(index: faiss.Index, params: IndexParams, seed: int) -> dict[str, float]:
-    """HNSW recall vs exact search, measured on the stored (final) vectors. Exact search is 1
-    by construction; HNSW without a sample is "not measured" ({})."""
+    """HNSW/IVF recall vs exact search, measured on the stored (final) vectors. Exact search
+    is 1 by construction; an approximate index without a sample is "not measured" ({})."""
     if index_kind(index) == "exact":
         return {"recall@10": 1.0, "recall@100": 1.0}
     size = min(params.recall_sample, index.ntotal)

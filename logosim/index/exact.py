@@ -51,10 +51,15 @@ def recall_vs_exact(
 def measure_recall(
     index: faiss.Index, sample: np.ndarray, blocks: Iterable[np.ndarray], params: IndexParams
 ) -> dict[str, float]:
-    """HNSW recall@10/@100 against exact search, on ``sample`` queries (a streamed pass)."""
+    """HNSW/IVF recall@10/@100 against exact search, on ``sample`` queries (a streamed pass),
+    at the index's own search settings."""
+    from logosim.index.build import index_kind
+    from logosim.index.ids import search_params
+
     k = min(100, index.ntotal)
     _, exact = exact_topk(sample, blocks, k)
+    kind = index_kind(index)
     _, approx = index.search(
-        sample, k, params=faiss.SearchParametersHNSW(efSearch=params.ef_search)
+        sample, k, params=search_params(kind, max(params.ef_search, k), params.nprobe)
     )
     return recall_vs_exact(approx, exact)

@@ -60,7 +60,16 @@ class Tombstones:
             self._batch = faiss.IDSelectorBatch(np.fromiter(dead, dtype=np.int64))
             self.skip = faiss.IDSelectorNot(self._batch)
 
-    def params(self, kind: str, ef_search: int) -> faiss.SearchParameters | None:
-        if kind == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=ef_search, sel=self.skip)
-        return faiss.SearchParameters(sel=self.skip) if self.skip is not None else None
+    def params(self, kind: str, ef_search: int, nprobe: int = 1) -> faiss.SearchParameters | None:
+        return search_params(kind, ef_search, nprobe, self.skip)
+
+
+def search_params(
+    kind: str, ef_search: int, nprobe: int, sel: faiss.IDSelector | None = None
+) -> faiss.SearchParameters | None:
+    """The per-search settings of an index kind: efSearch (HNSW), nprobe (IVF), a selector."""
+    if kind == "hnsw":
+        return faiss.SearchParametersHNSW(efSearch=ef_search, sel=sel)
+    if kind == "ivf":
+        return faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+    return faiss.SearchParameters(sel=sel) if sel is not None else None

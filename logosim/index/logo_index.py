@@ -67,7 +67,8 @@ class LogoIndex:
         return self.table.live
 
     def _search_params(self, k: int, ef_search: int | None) -> faiss.SearchParameters | None:
-        return self._skip.params(self.kind, max(ef_search or self.params.ef_search, k))
+        ef = max(ef_search or self.params.ef_search, k)
+        return self._skip.params(self.kind, ef, self.params.nprobe)
 
     def search(self, vectors: np.ndarray, k: int, ef_search: int | None = None) -> SearchResult:
         k = max(1, min(k, len(self)))

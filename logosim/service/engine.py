@@ -32,6 +32,7 @@ from PIL import Image
 from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec
 from logosim.embed.pca import Descriptors, l2_normalize
+from logosim.index.ids import search_params
 from logosim.index.logo_index import LogoIndex, index_pca
 from logosim.index.params import IDS_FILE, INDEX_FILE
 from logosim.search.rerank import RerankParams, cues
@@ -135,11 +136,7 @@ class FaissVectors:
         selector = faiss.IDSelectorBitmap(n_slots, faiss.swig_ptr(packed))
         k = max(1, min(k, len(slots)))
         ef = max(ef_search or self.index.params.ef_search, k)
-        params = (
-            faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
-            if self.index.kind == "hnsw"
-            else faiss.SearchParameters(sel=selector)
-        )
+        params = search_params(self.index.kind, ef, self.index.params.nprobe, selector)
         scores, labels = self.index.index.search(
             np.ascontiguousarray(vectors, dtype=np.float32), k, params=params
         )
