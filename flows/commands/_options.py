@@ -120,6 +120,15 @@ TextMaskOpt = Annotated[
     ),
 ]
 
+RerankOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--rerank/--no-rerank",
+        help="Stage 2 (issue 12): evaluate with composite re-ranking of the top 1,000 "
+        "(global + spatial + colour; same metric keys). Default: off (measured no gain).",
+    ),
+]
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -134,6 +143,7 @@ class BuildOptions:
     onnx_model: Path | None = None
     dba_neighbours: int = 2
     dba_alpha: float = 3.0
+    rerank: bool | None = None
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -156,6 +166,7 @@ class BuildOptions:
                 dba_alpha=self.dba_alpha,
             ),
             text_mask=self.text_mask,
+            **({} if self.rerank is None else {"rerank": {"enabled": self.rerank}}),
         )
 
 
@@ -182,11 +193,12 @@ def register_build_like(
         onnx_model: OnnxModelOpt = None,
         dba_neighbours: DbaOpt = 2,
         dba_alpha: DbaAlphaOpt = 3.0,
+        rerank: RerankOpt = None,
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha,
+            dba_neighbours, dba_alpha, rerank,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 
