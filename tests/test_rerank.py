@@ -207,3 +207,22 @@ def test_sound_alike_names_score_higher_and_no_text_is_absent(espeak, monkeypatc
     assert np.isnan(scores[2])
     assert table.query("™ ®") is None
     assert np.isnan(table.scores(None, np.arange(4))).all()
+
+
+def test_a_store_embedded_without_local_descriptors_gets_them_per_chunk(demo24, tmp_path):
+    from flows.embed import embed_jobs
+    from logosim.embed.params import EmbedParams
+    from logosim.embed.runner import embed_chunk, ensure_local
+    from logosim.embed.writer import local_path
+
+    _, source_file, *_ = demo24
+    store = ArtifactStore(tmp_path / "old")
+    params = EmbedParams(runtime="eager", local=False)  # as before issue 12
+    (job,) = embed_jobs(SourceSpec(path=str(source_file)), str(store.root), params, 100)
+    embeddings = embed_chunk(job)
+    assert store.read_manifest(local_path(job)) is None
+    added = ensure_local(job)
+    assert added is not None and added.rows == embeddings.rows == 24
+    assert added.meta["embeddings"] == embeddings.sha256
+    assert ensure_local(job) == added  # cached: the network does not run again
+    assert store.read_manifest("embeddings/" + job.cache_key + ".npz") == embeddings
