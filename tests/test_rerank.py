@@ -226,3 +226,21 @@ def test_a_store_embedded_without_local_descriptors_gets_them_per_chunk(demo24, 
     assert added.meta["embeddings"] == embeddings.sha256
     assert ensure_local(job) == added  # cached: the network does not run again
     assert store.read_manifest("embeddings/" + job.cache_key + ".npz") == embeddings
+
+
+def test_crops_variant_finds_a_mark_beside_a_banner(demo24):
+    from PIL import Image, ImageDraw
+
+    from logosim.search.stage2 import query_variants
+
+    store = build(demo24, "crops")
+    rows = demo24[3]
+    mark = decode_image(rows[7]["image"]).convert("RGB").resize((224, 224))
+    wide = Image.new("RGB", (448, 224), "white")
+    wide.paste(mark, (0, 0))
+    ImageDraw.Draw(wide).rectangle((260, 90, 430, 130), fill="black")  # the banner's "word"
+    assert len(query_variants(wide, ["crops"])) == 3
+    assert len(query_variants(mark, ["crops"])) == 1  # a square query gets no crops
+    params = SearchParams(k=3, composite=CompositeParams(enabled=True, variants=["crops"]))
+    hits = Searcher(store).search_images([wide], params)[0]
+    assert hits[0].id == rows[7]["id"]

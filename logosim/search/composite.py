@@ -33,7 +33,7 @@ from logosim.embed.local_features import Layout
 
 TERMS = ("global", "spatial", "text", "colour")
 Spatial = Literal["patches", "regions", "both"]
-Variant = Literal["flip", "rot90", "rot270", "rot180"]
+Variant = Literal["flip", "rot90", "rot270", "rot180", "crops"]
 
 
 class CompositeParams(BaseModel):
@@ -47,7 +47,8 @@ class CompositeParams(BaseModel):
     spatial: Spatial = Field("patches", description="patches (chamfer) | regions | both.")
     variants: list[Variant] = Field(
         default_factory=lambda: ["flip"],
-        description="Extra query variants embedded at query time (mirror, 90° turns).",
+        description="Extra query variants embedded at query time: flip, rot90, rot270, "
+        "rot180, crops (a wide or tall query's two end squares: a mark beside its words).",
     )
 
     def weights(self) -> np.ndarray:

@@ -25,8 +25,22 @@ VARIANTS = {
 }
 
 
+CROP_ASPECT = 1.5  # a query this much wider than tall (or taller) gets its end squares
+
+
 def query_variants(image: Image.Image, variants: Sequence[str]) -> list[Image.Image]:
-    return [image] + [image.transpose(VARIANTS[v]) for v in variants]
+    """The query first, then its variants; ``crops`` adds the two end squares of a wide or
+    tall query (a symbol beside its words, a mark on a banner) and nothing for a squarish one."""
+    out = [image]
+    for v in variants:
+        if v != "crops":
+            out.append(image.transpose(VARIANTS[v]))
+            continue
+        w, h = image.size
+        side = min(w, h)
+        if max(w, h) >= CROP_ASPECT * side:
+            out += [image.crop((0, 0, side, side)), image.crop((w - side, h - side, w, h))]
+    return out
 
 
 def rerank_candidates(
@@ -76,26 +90,34 @@ def search_composite(searcher, images: list[Image.Image], params, texts=None) ->
 
     cp: CompositeParams = params.composite
     variants = list(cp.variants)
-    batch = [v for image in images for v in query_variants(image, variants)]
+    per_query = [query_variants(image, variants) for image in images]
+    batch = [v for group in per_query for v in group]
     features, blocks = searcher.embedder.embed_images_local(batch)
     vectors = searcher.index.expand(searcher.describe(features), ef_search=params.ef_search)
-    n_var = 1 + len(variants)
+    bounds = np.cumsum([0] + [len(group) for group in per_query])
     depth = max(params.candidates, params.k)
     ef = max(params.ef_search or 0, depth) or None
     local = searcher.local if blocks is not None else None
     text_table = searcher.texts if cp.weight_text > 0 else None
     results = []
     for qi in range(len(images)):
-        vq = vectors[qi * n_var : (qi + 1) * n_var]
-        found = searcher.index.search(vq[:1], depth, ef_search=ef)
-        ids, ann = found.ids[0], found.scores[0]
+        lo, hi = bounds[qi], bounds[qi + 1]
+        n_var = hi - lo
+        vq = vectors[lo:hi]
+        found = searcher.index.search(vq, depth, ef_search=ef)  # every variant searches
+        ids = list(dict.fromkeys(i for hits in found.ids for i in hits))
+        first = dict(zip(found.ids[0], found.scores[0], strict=True))
         started = time.perf_counter()
         extra = None
         if n_var > 1 and ids:
-            extra = vq[1:] @ searcher.index.vectors(ids).T
+            stored = searcher.index.vectors(ids)
+            ann = vq[0] @ stored.T
+            extra = vq[1:] @ stored.T
+        else:
+            ann = np.array([first[i] for i in ids], dtype=np.float32)
         qb = cb = ok = None
         if local is not None and len(local) and ids:
-            qb = blocks[qi * n_var : (qi + 1) * n_var]
+            qb = blocks[lo:hi]
             cb, ok = local.gather(ids)
         text = None
         query_text = texts[qi] if texts is not None and qi < len(texts) else None
