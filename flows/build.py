@@ -25,6 +25,7 @@ from logosim.embed.params import EmbedParams, PrepareSpec
 from logosim.embed.pca import PCAParams, describe_health
 from logosim.index.params import IndexParams
 from logosim.preprocess.stage import PreprocessParams
+from logosim.search.composite import CompositeParams
 
 
 class BuildParams(BaseModel):
@@ -39,6 +40,10 @@ class BuildParams(BaseModel):
     text_mask: bool = Field(False, description="Mask (inpaint) text before embedding.")
     preprocess: PreprocessParams = Field(
         default_factory=PreprocessParams, description="OCR and inpainting settings (text_mask)."
+    )
+    rerank: CompositeParams = Field(
+        default_factory=lambda: CompositeParams(enabled=False),
+        description="Stage-2 re-ranking (issue 12) as `evaluate` measures it; search's default.",
     )
 
     def pca_stage(self) -> PCAParams:

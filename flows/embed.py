@@ -18,7 +18,7 @@ from logosim.core.store import Manifest
 from logosim.data.chunks import ChunkJob, plan_chunks
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.params import STAGE, EmbedParams, PrepareSpec
-from tasks.embed import embed_chunk_task
+from tasks.embed import embed_chunk_task, local_chunk_task
 
 
 def embed_task_runner() -> TaskRunner:
@@ -66,6 +66,9 @@ def embed_flow(
     params = params or EmbedParams()
     jobs = embed_jobs(source, store, params, chunk_size or get_settings().chunk_size, prepare)
     manifests = run_chunk_tasks(embed_chunk_task, jobs, label=STAGE)
+    if params.local and not params.onnx_model and not params.model.startswith("open_clip:"):
+        # issue 12: each chunk's local descriptors (a cache hit where embedding wrote them)
+        run_chunk_tasks(local_chunk_task, jobs, label="local")
     _publish_summary(manifests)
     return manifests
 

@@ -19,7 +19,10 @@ def evaluate_flow(params: BuildParams | None = None) -> dict:
     params = params or BuildParams()
     built = build_flow(params)
     store = ArtifactStore(built.store)
-    manifest = run_verified(evaluate_task, str(store.root), source=params.source, index=built.index)
+    rerank = params.rerank.model_dump(mode="json") if params.rerank.enabled else None
+    manifest = run_verified(
+        evaluate_task, str(store.root), source=params.source, index=built.index, rerank=rerank
+    )
     metrics = store.read_json(manifest)
     test = store.load_verified(TEST_METRICS_FILE)
     test_metrics = store.read_json(test) if test else {}

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # System packages: Tesseract for OCR; DejaVu fonts (the OCR tests render text with them).
 apt_packages=()
 command -v tesseract >/dev/null 2>&1 || apt_packages+=(tesseract-ocr)
+command -v espeak-ng >/dev/null 2>&1 || apt_packages+=(espeak-ng)  # phonetic text term (issue 12)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || apt_packages+=(fonts-dejavu-core)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -18,3 +18,19 @@ def embed_chunk_task(job: ChunkJob) -> Manifest:
     # On CUDA, hold a `gpu` slot so two runs don't share one GPU's memory (tasks/_gpu.py).
     with gpu_slot(resolve_device(EmbedParams.model_validate(job.params.get("embed", {})).device)):
         return embed_chunk(job)
+
+
+def local_cache_key(context, parameters) -> str:
+    from logosim.embed.local_features import LOCAL_VERSION
+
+    return f"local-{parameters['job'].cache_key}-{LOCAL_VERSION}"
+
+
+# Cached like the embed task; a store embedded before issue 12 gets each chunk's local
+# descriptors once (the network runs on that chunk again; its embeddings stay as they are).
+@chunk_task(cache_key_fn=local_cache_key)
+def local_chunk_task(job: ChunkJob) -> Manifest | None:
+    from logosim.embed.runner import ensure_local
+
+    with gpu_slot(resolve_device(EmbedParams.model_validate(job.params.get("embed", {})).device)):
+        return ensure_local(job)

@@ -35,6 +35,7 @@ def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
             sorted(source_groups(parameters["source"]).items()),  # a metadata pass
             pairs.sha256 if pairs else None,
             splits.sha256 if splits else None,
+            parameters.get("rerank"),
         )[:32]
     )
 
@@ -45,5 +46,7 @@ def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     retries=2,
     retry_condition_fn=transient_io,
 )
-def evaluate_task(store: str, source: SourceSpec, index: Manifest) -> Manifest:
-    return evaluate_build(ArtifactStore(store), source, index)
+def evaluate_task(
+    store: str, source: SourceSpec, index: Manifest, rerank: dict | None = None
+) -> Manifest:
+    return evaluate_build(ArtifactStore(store), source, index, rerank)

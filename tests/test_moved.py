@@ -122,5 +122,8 @@ def test_store_built_by_the_flat_layout_is_reused_with_every_chunk_cached(
     # Issue 19 changed the PCA fit (PCA_VERSION 2) after the flat layout: the PCA is refitted
     # and the index rebuilt from the cached chunks, by design; no chunk task reruns.
     refitted = {n for n in recomputed if n.startswith(("fit_pca_task", "build_index_task"))}
-    assert not set(recomputed) - refitted, runs
-    assert all(s == "Cached" for s in chunk_runs.values()), chunk_runs
+    # Issue 12: a store from before local descriptors gets them once per chunk (the embed
+    # chunks themselves stay cached).
+    added = {n for n in recomputed if n.startswith("local-chunk-")}
+    assert not set(recomputed) - refitted - added, runs
+    assert all(s == "Cached" for n, s in chunk_runs.items() if n not in added), chunk_runs

@@ -138,6 +138,15 @@ TextMaskOpt = Annotated[
     ),
 ]
 
+RerankOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--rerank/--no-rerank",
+        help="Stage 2 (issue 12): evaluate with composite re-ranking of the top 1,000 "
+        "(global + spatial + colour; same metric keys). Default: off (measured no gain).",
+    ),
+]
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -154,6 +163,7 @@ class BuildOptions:
     dba_alpha: float = 3.0
     runtime: RuntimeName = "auto"
     index_kind: IndexKind = "auto"
+    rerank: bool | None = None
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -177,6 +187,7 @@ class BuildOptions:
                 dba_alpha=self.dba_alpha,
             ),
             text_mask=self.text_mask,
+            **({} if self.rerank is None else {"rerank": {"enabled": self.rerank}}),
         )
 
 
@@ -205,11 +216,12 @@ def register_build_like(
         dba_alpha: DbaAlphaOpt = 3.0,
         runtime: RuntimeOpt = "auto",
         index_kind: IndexKindOpt = "auto",
+        rerank: RerankOpt = None,
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha, runtime, index_kind,
+            dba_neighbours, dba_alpha, runtime, index_kind, rerank,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 

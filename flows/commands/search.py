@@ -21,16 +21,34 @@ def register(app: typer.Typer) -> None:
         sheet: Annotated[
             Path | None, typer.Option("--sheet", help="Write a contact sheet PNG here.")
         ] = None,
+        rerank: Annotated[
+            bool | None,
+            typer.Option(
+                "--rerank/--no-rerank",
+                help="Stage 2: re-rank the top 1,000 by global + spatial + text + colour "
+                "(default: the CompositeParams default, off: see notes/issue-12-rerank.md).",
+            ),
+        ] = None,
+        text: Annotated[
+            str | None,
+            typer.Option("--text", help="The query's word element, e.g. 'KWIK FIT' (re-ranking)."),
+        ] = None,
     ) -> None:
         """Search the index built by `logosim build` (no Prefect server needed)."""
         from logosim.data.decode import ImageDecodeError, decode_image
         from logosim.data.sources import SourceSpec
         from logosim.index.params import IndexUnavailableError
         from logosim.report.contact_sheet import contact_sheet, fetch_images
+        from logosim.search.composite import CompositeParams
         from logosim.search.searcher import Searcher, SearchParams
 
+        composite = CompositeParams()
+        if rerank is not None:
+            composite = composite.model_copy(update={"enabled": rerank})
         try:
             searcher = Searcher(store_path(store))
+            if composite.enabled and text:
+                searcher.mark_texts = _mark_texts(searcher)
         except IndexUnavailableError as exc:
             fail(str(exc), Exit.MISSING, exc)
         queries = []
@@ -42,14 +60,21 @@ def register(app: typer.Typer) -> None:
                 warn(f"skipped {path}: {reason}")
         if not queries:
             fail("no usable query image", Exit.BAD_INPUT)
-        results = searcher.search_images([im for _, im in queries], SearchParams(k=k))
+        params = SearchParams(k=k, composite=composite)
+        texts = [text] * len(queries) if text else None
+        results = searcher.search_images([im for _, im in queries], params, texts)
         for (path, _), hits in zip(queries, results, strict=True):
             if as_json:
                 typer.echo(json.dumps({"query": str(path), "hits": [h.model_dump() for h in hits]}))
                 continue
             typer.echo(f"{path}")
             for hit in hits:
-                typer.echo(f"  {hit.rank:>3}  {hit.score:.4f}  {hit.id}")
+                why = ""
+                if hit.terms:
+                    why = "  " + " ".join(
+                        f"{t}={'-' if v is None else f'{v:.3f}'}" for t, v in hit.terms.items()
+                    )
+                typer.echo(f"  {hit.rank:>3}  {hit.score:.4f}  {hit.id}{why}")
         if sheet is not None:
             source = SourceSpec.model_validate(searcher.index.manifest.meta.get("source", {}))
             ids = list(dict.fromkeys(h.id for hits in results for h in hits))
@@ -57,3 +82,16 @@ def register(app: typer.Typer) -> None:
             named = [(path.name, image) for path, image in queries]
             contact_sheet(named, results, gallery).save(sheet)
             typer.echo(f"contact sheet: {sheet}", err=as_json)
+
+
+def _mark_texts(searcher) -> dict[str, str]:
+    """The indexed marks' word elements from the build's source (its ``text`` column / L3D
+    JSON); empty when the source has none (the text term is then absent)."""
+    from logosim.data.sources import SourceSpec, open_source
+
+    try:
+        source = SourceSpec.model_validate(searcher.index.manifest.meta.get("source", {}))
+        return {r.id: r.text for r in open_source(source).records(with_bytes=False) if r.text}
+    except Exception as exc:  # a moved source: search on without the text term
+        warn(f"mark texts unavailable ({type(exc).__name__}: {exc}); text term absent")
+        return {}

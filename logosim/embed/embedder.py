@@ -99,6 +99,7 @@ class EmbedResult:
     ids: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     embeddings: list[np.ndarray] = field(default_factory=list)
+    local: list[np.ndarray] = field(default_factory=list)  # (n, slots, 64) fp16 blocks
     errors: list[ImageFailure] = field(default_factory=list)
     seconds: float = 0.0
     # where the time went: decode + prepare + normalise, summed over the reader's threads
@@ -110,6 +111,12 @@ class EmbedResult:
         if not self.embeddings:
             return np.zeros((0, dim), dtype=np.float32)
         return np.concatenate(self.embeddings).astype(np.float32, copy=False)
+
+    def local_blocks(self) -> np.ndarray | None:
+        """The local descriptor blocks (``logosim.embed.local_features``), if computed."""
+        if not self.local:
+            return None
+        return np.concatenate(self.local)
 
     @property
     def throughput(self) -> float:
@@ -130,6 +137,7 @@ class Embedder:
         self.exported = self.params.exported()
         self.image_size, self.normalize = self.params.input_geometry()
         self.backbone: LoadedBackbone | None = None
+        self.local = False  # local descriptors (issue 12): timm backbones, not exported graphs
         if self.exported is not None:
             self.runtime: Runtime = exported_runtime(
                 self.params.runtime, self.params.device, self.exported.path
@@ -140,6 +148,15 @@ class Embedder:
             self.backbone = load_backbone(
                 self.params.model, self.params.weights, self.params.pooling, self.params.gem_p
             )
+            self.local = self.params.local and not self.params.model.startswith("open_clip:")
+            if self.local:
+                from logosim.embed.local_features import load_projection
+                from logosim.embed.local_head import LocalHead
+
+                self.projection = load_projection(self.backbone.weights_digest, self.backbone.dim)
+                side = max(1, self.params.image_size // 32)  # the backbone's stride
+                # before the runtime exports the graph: the head is part of it
+                self.backbone.module.local_head = LocalHead(self.projection, (side, side))
             self.runtime = build_runtime(
                 self.params.runtime,
                 self.params.device,
@@ -166,7 +183,8 @@ class Embedder:
         assert self.backbone is not None
         if self.store is None:
             return export_onnx(self.backbone.module, self.params.image_size)
-        rel = f"onnx/{self.params.model_version()[:24]}-torch{torch.__version__}.onnx"
+        with_map = "-map" if self.local else ""  # the graph also outputs the feature map
+        rel = f"onnx/{self.params.model_version()[:24]}{with_map}-torch{torch.__version__}.onnx"
         if self.store.load_verified(rel) is None:
             logger.info(f"exporting {self.params.model} to ONNX: {rel}")
             data = export_onnx(self.backbone.module, self.params.image_size)
@@ -186,21 +204,62 @@ class Embedder:
     def embed_inputs(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         """Embed network inputs (``self.encode`` output); on OOM halve the batch and
         resume at the failed offset, so no image is embedded twice or skipped."""
+        return self.embed_inputs_local(inputs)[0]
+
+    def embed_inputs_local(
+        self, inputs: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Pooled features and, when ``self.local``, the local descriptor blocks."""
         out: list[np.ndarray] = []
+        blocks: list[np.ndarray] = []
         offset = 0
         while offset < len(inputs):
             count = min(self.batch_size, len(inputs) - offset)
+            batch = np.stack(inputs[offset : offset + count])
             try:
-                out.append(self.runtime(np.stack(inputs[offset : offset + count])))
+                raw = self.runtime(batch)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
                 self._back_off(exc)
                 continue
+            if self.local:
+                raw, local = self._local(raw, batch)
+                blocks.append(local)
+            out.append(raw)
             offset += count
         if not out:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
+            return np.zeros((0, self.dim), dtype=np.float32), None
+        features = np.concatenate(out).astype(np.float32, copy=False)
+        return features, (np.concatenate(blocks) if blocks else None)
+
+    def _local(self, raw: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split the graph's output (pooled | projected patches | regions) and add the
+        colour histogram and ink weights from the input pixels: the blocks of
+        ``logosim.embed.local_features``."""
+        from logosim.embed.local_features import (
+            LOCAL_DIM,
+            Layout,
+            colour_and_ink,
+            pixels_from_input,
+        )
+
+        assert self.backbone is not None and self.backbone.module.local_head is not None
+        grid = self.backbone.module.local_head.grid
+        layout = Layout(grid)
+        n, dim = len(raw), self.dim
+        blocks = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
+        local = raw[:, dim:].reshape(n, -1, LOCAL_DIM)
+        blocks[:, layout.patch_slice] = local[:, : layout.patches]
+        blocks[:, layout.region_slice] = local[:, layout.patches :]
+        step = max(1, batch.shape[-1] // 56)  # colour_and_ink's own sampling, done first
+        thumb = batch[:, ::step, ::step] if batch.dtype == np.uint8 else batch[..., ::step, ::step]
+        pixels = pixels_from_input(thumb, self.backbone.mean, self.backbone.std)
+        colour, ink = colour_and_ink(pixels, grid)
+        blocks[:, layout.colour] = colour
+        shown = min(layout.patches, LOCAL_DIM)
+        blocks[:, layout.ink, :shown] = ink[:, :shown]
+        return raw[:, :dim], blocks
 
     def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Embed HWC uint8 images already at model size (``normalize.to_array`` output)."""
@@ -210,7 +269,13 @@ class Embedder:
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Descriptors (N, D) of already decoded images (e.g. search queries)."""
-        return self.embed_inputs(
+        return self.embed_images_local(images)[0]
+
+    def embed_images_local(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Descriptors and local blocks (None without local descriptors) of decoded images."""
+        return self.embed_inputs_local(
             [self.encode(to_model_input(im, self.image_size, self.normalize)) for im in images]
         )
 
@@ -269,10 +334,13 @@ class Embedder:
     def _flush(self, pending: list[Prepared], result: EmbedResult) -> None:
         if not pending:
             return
+        inputs = [pixels for _, pixels, _ in pending]
         begun = time.perf_counter()
-        embeddings = self.embed_inputs([pixels for _, pixels, _ in pending])  # type: ignore[misc]
+        embeddings, local = self.embed_inputs_local(inputs)  # type: ignore[arg-type]
         result.infer_s += time.perf_counter() - begun
         result.embeddings.append(embeddings)
+        if local is not None:
+            result.local.append(local)
         result.ids.extend(record.id for record, _, _ in pending)
         result.rows.extend(record.row for record, _, _ in pending)
 

@@ -54,14 +54,24 @@ class AvgPool(nn.Module):
 
 
 class Backbone(nn.Module):
-    """Feature map → pooled descriptor (N, D); raw, not L2-normalised."""
+    """Feature map → pooled descriptor (N, D); raw, not L2-normalised.
+
+    With a ``local_head`` (``logosim.embed.local_head``) the output is the pooled descriptor
+    followed by the head's projected local descriptors of the last feature map (issue 12).
+    One output, so every runtime (eager, ONNX, OpenVINO) carries it unchanged.
+    """
 
     def __init__(self, features: nn.Module, pool: nn.Module, dim: int) -> None:
         super().__init__()
         self.features, self.pool, self.dim = features, pool, dim
+        self.local_head: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.features.forward_features(x)).float()
+        feature_map = self.features.forward_features(x)
+        pooled = self.pool(feature_map).float()
+        if self.local_head is None:
+            return pooled
+        return torch.cat([pooled, self.local_head(feature_map.float())], dim=1)
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ Prepare = Callable[[LogoRecord, Image.Image], Image.Image]
 """Hook applied to each decoded image before normalisation (e.g. inpainting its text)."""
 
 
-RUN_SETTINGS = frozenset({"batch_size", "min_batch", "device", "runtime", "workers"})
-"""EmbedParams fields that change how fast a chunk is embedded, never its vectors."""
+RUN_SETTINGS = frozenset({"batch_size", "min_batch", "device", "runtime", "workers", "local"})
+"""EmbedParams fields that change how fast a chunk is embedded, never its vectors (``local``
+adds a sidecar file of local descriptors; the vectors stay the same)."""
 
 
 class EmbedParams(BaseModel):
@@ -66,6 +67,11 @@ class EmbedParams(BaseModel):
     )
     pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
     gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
+    local: bool = Field(
+        True,
+        description="Also store local descriptors (7×7 patches, regions, colour) beside each "
+        "chunk for stage-2 re-ranking (timm CNN backbones; not an exported graph).",
+    )
     # How fast they are computed (RUN_SETTINGS: never part of the cache key).
     runtime: RuntimeName = Field(
         "auto",

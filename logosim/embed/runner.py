@@ -14,7 +14,7 @@ from logosim.data.sources import open_source
 from logosim.embed.embedder import Embedder, cached_embedder
 from logosim.embed.params import STAGE, EmbedParams, Prepare
 from logosim.embed.reader import resolve_prepare
-from logosim.embed.writer import write_embeddings
+from logosim.embed.writer import embedding_path, local_path, write_embeddings, write_local
 
 
 def embed_chunk(
@@ -54,6 +54,9 @@ def embed_chunk(
     }
     begun = time.perf_counter()
     manifest = write_embeddings(store, job, result, embedder.dim, meta)
+    blocks = result.local_blocks()
+    if blocks is not None and len(blocks) == len(result.ids):
+        write_local(store, job, blocks, manifest, _local_meta(embedder))
     write_s = time.perf_counter() - begun
     logger.info(
         f"embed {job.chunk.name}: {len(result.ids)} images, {len(result.errors)} skipped, "
@@ -63,3 +66,46 @@ def embed_chunk(
         f"(overlapped), write {write_s:.2f}s {describe(figures)}"
     )
     return manifest
+
+
+def _local_meta(embedder: Embedder) -> dict:
+    from logosim.embed.local_features import Layout
+
+    blocks = embedder.projection  # set whenever embedder.local
+    return {"projection": blocks.origin, "layout": Layout().describe()}
+
+
+def ensure_local(job: ChunkJob, *, embedder: Embedder | None = None) -> Manifest | None:
+    """The chunk's local descriptors: the file when present and current, else computed now
+    (a store embedded before issue 12: the network runs on this chunk again, the global
+    embeddings are left as they are). None where the model cannot give them (an exported
+    graph, a CLIP tower): the re-ranker then scores the remaining terms."""
+    from logosim.embed.local_features import LOCAL_VERSION
+
+    store = ArtifactStore(job.store)
+    have = store.load_verified(local_path(job))
+    if have is not None and have.versions.get("local") == LOCAL_VERSION:
+        return have
+    embeddings = store.load_verified(embedding_path(job))
+    if embeddings is None:
+        raise FileNotFoundError(f"{embedding_path(job)}: embed the chunk first")
+    params = EmbedParams.model_validate(job.params.get("embed", {})).model_copy(
+        update={"local": True}
+    )
+    embedder = embedder or cached_embedder(params, store)
+    if not embedder.local:
+        logger.warning(f"local descriptors: not available for {params.model} / exported graphs")
+        return None
+    prepare = resolve_prepare(job.params.get("prepare"), store)
+    result = embedder.embed_records(
+        open_source(job.source).records(job.chunk.start, job.chunk.stop),
+        prepare=prepare,
+        total=job.chunk.rows,
+        desc=f"local {job.chunk.name}",
+    )
+    blocks = result.local_blocks()
+    ids = store.read_arrays(embeddings)["ids"].tolist()
+    if blocks is None or result.ids != ids:
+        raise ValueError(f"local descriptors for {job.chunk.name}: ids differ from the embeddings")
+    logger.info(f"local descriptors for {job.chunk.name}: {len(ids)} images (added to a store)")
+    return write_local(store, job, blocks, embeddings, _local_meta(embedder))

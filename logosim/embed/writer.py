@@ -35,3 +35,29 @@ def write_embeddings(
         versions={"embed": job.version, "chunk": job.chunk.digest},
         meta=meta,
     )
+
+
+def local_path(job: ChunkJob) -> str:
+    """The chunk's local descriptor blocks: a plain ``.npy`` (memory-mapped at search)."""
+    return f"local/{job.cache_key}.npy"
+
+
+def write_local(
+    store: ArtifactStore, job: ChunkJob, blocks: np.ndarray, embeddings: Manifest, meta: dict
+) -> Manifest:
+    """Row i of the blocks belongs to row i of ``embeddings`` (same ids, same order)."""
+    from logosim.embed.local_features import LOCAL_VERSION
+
+    def save(tmp) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(blocks, dtype=np.float16))
+
+    return store.write_with(
+        local_path(job),
+        save,
+        kind="local",
+        rows=len(blocks),
+        versions={"embed": job.version, "chunk": job.chunk.digest, "local": LOCAL_VERSION},
+        meta={**meta, "embeddings": embeddings.sha256},
+        expected_bytes=blocks.nbytes,
+    )

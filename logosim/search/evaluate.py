@@ -67,9 +67,12 @@ def stored_vectors(store: ArtifactStore, index: Manifest) -> tuple[list[str], np
     return ids, np.concatenate(blocks)
 
 
-def evaluate_build(store: ArtifactStore, source: SourceSpec, index: Manifest) -> Manifest:
+def evaluate_build(
+    store: ArtifactStore, source: SourceSpec, index: Manifest, rerank: dict | None = None
+) -> Manifest:
     """Write ``eval/metrics.json`` (exactly METRIC_KEYS) and, when the splits flow wrote
-    validation pairs, ``eval/pairs_val.json`` with recall@K on them."""
+    validation pairs, ``eval/pairs_val.json`` with recall@K on them. ``rerank`` (enabled
+    CompositeParams): the same metrics with stage-2 re-ranking (issue 12)."""
     started = time.perf_counter()
     ids, vectors = stored_vectors(store, index)
     groups = source_groups(source)
@@ -78,7 +81,8 @@ def evaluate_build(store: ArtifactStore, source: SourceSpec, index: Manifest) ->
             f"{source.path}: no groups found; pass --group-column naming the known-similar groups"
         )
     labels = [groups.get(i, "") for i in ids]
-    metrics = _keyed(leave_one_out(vectors, labels))
+    measure = _measure(store, ids, rerank)
+    metrics = _keyed(measure(vectors, labels))
     logger.info(f"evaluation in {time.perf_counter() - started:.1f}s: {metrics}")
     _pairs(store, ids, vectors)
     meta = {
@@ -86,11 +90,26 @@ def evaluate_build(store: ArtifactStore, source: SourceSpec, index: Manifest) ->
         "embeddings": index.meta.get("embeddings"),
         "pca": index.meta.get("pca"),
         "dba": index.meta.get("dba"),
+        "rerank": rerank if rerank and rerank.get("enabled") else None,
     }
-    _test_split(store, ids, vectors, labels, meta)
+    _test_split(store, ids, vectors, labels, meta, measure)
     return store.write_json(
         METRICS_FILE, metrics, kind="metrics", rows=int(metrics["queries"]), meta=meta
     )
+
+
+def _measure(store: ArtifactStore, ids: list[str], rerank: dict | None):
+    """leave_one_out, or its stage-2 re-ranked twin when ``rerank`` is enabled."""
+    if not rerank or not rerank.get("enabled"):
+        return leave_one_out
+    from functools import partial
+
+    from logosim.search.composite import CompositeParams
+    from logosim.search.evaluate_rerank import reranked_leave_one_out
+    from logosim.search.local import LocalTable
+
+    params = CompositeParams.model_validate(rerank)
+    return partial(reranked_leave_one_out, ids=ids, local=LocalTable(store), params=params)
 
 
 def _keyed(metrics: dict) -> dict:
@@ -98,7 +117,12 @@ def _keyed(metrics: dict) -> dict:
 
 
 def _test_split(
-    store: ArtifactStore, ids: list[str], vectors: np.ndarray, labels: list[str], meta: dict
+    store: ArtifactStore,
+    ids: list[str],
+    vectors: np.ndarray,
+    labels: list[str],
+    meta: dict,
+    measure=leave_one_out,
 ) -> None:
     """The out-of-sample protocol: test-split queries against everything else."""
     try:
@@ -108,7 +132,7 @@ def _test_split(
     except FileNotFoundError:
         return
     mask = np.fromiter((i in test for i in ids), dtype=bool, count=len(ids))
-    metrics = _keyed(leave_one_out(vectors, labels, query_mask=mask))
+    metrics = _keyed(measure(vectors, labels, query_mask=mask))
     logger.info(f"test-split (out-of-sample) queries: {metrics}")
     store.write_json(
         TEST_METRICS_FILE, metrics, kind="metrics", rows=int(metrics["queries"]), meta=meta

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from logosim.core.store import ArtifactStore
 from logosim.embed.pca import Descriptors
 from logosim.index.logo_index import LogoIndex, index_pca
+from logosim.search.composite import CompositeParams
 from logosim.search.rerank import RerankParams, rerank
 
 
@@ -24,6 +25,9 @@ class SearchHit(BaseModel):
     id: str
     score: float
     rank: int
+    terms: dict[str, float | None] | None = Field(
+        None, description="Stage-2 component scores (global, spatial, text, colour); None = absent."
+    )
 
 
 class SearchParams(BaseModel):
@@ -31,6 +35,9 @@ class SearchParams(BaseModel):
     candidates: int = Field(1000, ge=1, description="ANN candidates kept for re-ranking.")
     ef_search: int | None = Field(None, ge=8, description="HNSW search depth (index default).")
     rerank: RerankParams = Field(default_factory=RerankParams)
+    composite: CompositeParams = Field(
+        default_factory=CompositeParams, description="Stage 2 (issue 12): composite re-ranking."
+    )
 
 
 GalleryImages = Callable[[list[str]], list[Image.Image | None]]
@@ -40,8 +47,16 @@ GalleryImages = Callable[[list[str]], list[Image.Image | None]]
 class Searcher:
     """A loaded index + descriptor transform (+ the backbone, loaded on first image query)."""
 
-    def __init__(self, store: ArtifactStore | str, gallery_images: GalleryImages | None = None):
+    def __init__(
+        self,
+        store: ArtifactStore | str,
+        gallery_images: GalleryImages | None = None,
+        mark_texts: dict[str, str] | None = None,
+    ):
         self.store = store if isinstance(store, ArtifactStore) else ArtifactStore(store)
+        self._local = None
+        self._texts = None
+        self.mark_texts = mark_texts  # id → word element (metadata text or OCR words)
         self.index = LogoIndex.load(self.store)
         meta = self.index.manifest.meta
         self.describe = Descriptors.load(self.store, index_pca(self.store, self.index.manifest))
@@ -89,7 +104,37 @@ class Searcher:
         return results
 
     def search_images(
-        self, images: Sequence[Image.Image], params: SearchParams | None = None
+        self,
+        images: Sequence[Image.Image],
+        params: SearchParams | None = None,
+        texts: Sequence[str | None] | None = None,
     ) -> list[list[SearchHit]]:
+        params = params or SearchParams()
+        if params.composite.enabled:
+            from logosim.search.stage2 import search_composite
+
+            return search_composite(self, list(images), params, texts)
         features = self.embedder.embed_images(list(images))
         return self.search_features(features, params, query_images=images)
+
+    @property
+    def local(self):
+        """The store's local descriptors (loaded on first use)."""
+        if self._local is None:
+            from logosim.search.local import LocalTable
+
+            self._local = LocalTable(self.store)
+        return self._local
+
+    @property
+    def texts(self):
+        """The marks' word elements as phonetic codes (None without any text)."""
+        if self._texts is None and self.mark_texts:
+            from logosim.search.phonetic import TextTable
+
+            ids = self.index.table.ids
+            self._texts = (
+                TextTable([self.mark_texts.get(i) for i in ids]),
+                {mark: row for row, mark in enumerate(ids)},
+            )
+        return self._texts
