@@ -31,6 +31,20 @@ def write_demo_subset(path: Path, grouped: int, others: int) -> Path:
     return path
 
 
+def write_rows_chunk(store: ArtifactStore, rows: list[dict], features: np.ndarray) -> Manifest:
+    """One embedding chunk holding ``features`` under the ids of ``rows``."""
+    return store.write_arrays(
+        "embeddings/test.npz",
+        {
+            "ids": np.array([r["id"] for r in rows]),
+            "embeddings": features,
+            "rows": np.arange(len(rows)),
+        },
+        kind="embeddings",
+        rows=len(rows),
+    )
+
+
 def write_embedding_chunks(
     store: ArtifactStore, features: np.ndarray, size: int, prefix: str = "e"
 ) -> list[Manifest]:

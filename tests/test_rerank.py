@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import write_rows_chunk
 
 from logosim.core.store import ArtifactStore
 from logosim.data.decode import decode_image
@@ -87,12 +88,7 @@ def test_describe_maps_matches_projection():
 def build(demo24, name: str, *, local: bool = True, corrupt: bool = False) -> ArtifactStore:
     root, source_file, params, rows, features, blocks = demo24
     store = ArtifactStore(root / name)
-    chunk = store.write_arrays(
-        "embeddings/test.npz",
-        {"ids": np.array([r["id"] for r in rows]), "embeddings": features, "rows": np.arange(24)},
-        kind="embeddings",
-        rows=24,
-    )
+    chunk = write_rows_chunk(store, rows, features)
     if local:
         from logosim.embed.local_features import LOCAL_VERSION
 

@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import write_rows_chunk
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -45,12 +46,7 @@ def build_store(demo24, name: str, index: IndexParams) -> ArtifactStore:
     """The demo features → PCA 16 → an exact index with the given settings."""
     root, source_file, params, rows, features = demo24
     store = ArtifactStore(root / name)
-    chunk = store.write_arrays(
-        "embeddings/test.npz",
-        {"ids": np.array([r["id"] for r in rows]), "embeddings": features, "rows": np.arange(24)},
-        kind="embeddings",
-        rows=24,
-    )
+    chunk = write_rows_chunk(store, rows, features)
     pca = fit_and_save_pca(store, [chunk], PCAParams(dims=16), None)
     meta = {
         "embed": params.model_dump(mode="json"),

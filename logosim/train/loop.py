@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -124,22 +125,9 @@ def split_images(
         val_ids = _holdout(all_ids, params.seed, params.val_fraction)
         train_ids = set(all_ids) - val_ids
         logger.info(f"no splits in the store: holding out {len(val_ids)} images for validation")
-    train = load_images(
-        source,
-        size,
-        keep_ids=train_ids,
-        limit=params.max_images,
-        desc="train images",
-        normalize=params.normalize,
-    )
-    val = load_images(
-        source,
-        size,
-        keep_ids=val_ids,
-        limit=params.val_images,
-        desc="val images",
-        normalize=params.normalize,
-    )
+    load = partial(load_images, source, size, normalize=params.normalize)
+    train = load(keep_ids=train_ids, limit=params.max_images, desc="train images")
+    val = load(keep_ids=val_ids, limit=params.val_images, desc="val images")
     if not params.use_groups:
         train.groups = [None] * len(train)
         val.groups = [None] * len(val)
