@@ -291,6 +291,16 @@ def test_embed_chunk_writes_arrays_errors_and_meta(subset, eager, store):
     assert len(errors) == 2
 
 
+def test_a_chunk_embedded_before_a_kill_is_reused(subset, eager, store):
+    """Killed after the chunk's files were written but before Prefect recorded the task's
+    result: the rerun's task finds the chunk by its cache key instead of embedding again."""
+    job = chunk_jobs(subset, store, eager.params, 20)[1]
+    first = embed_chunk(job, embedder=eager)
+    written = store.path(first.path).stat().st_mtime_ns
+    assert embed_chunk(job, embedder=eager) == first
+    assert store.path(first.path).stat().st_mtime_ns == written
+
+
 def test_error_files_of_two_sources_in_one_store_are_both_kept(subset, eager, store, tmp_path):
     """A reindex embeds delta sources into the build's store: chunk-00000 of each keeps its
     own error file, and errors.jsonl reports both."""

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from logosim.core.failures import read_errors
 from logosim.core.records import LogoRecord
+from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec, open_source
 from logosim.data.stats import (
     STATS_FILE,
@@ -153,6 +154,25 @@ def test_finish_publishes_json_plots_and_errors(corpus, store):
             assert png.format == "PNG" and png.width > 100
     assert {Path(p).name for p in summary.plots} >= {"width.png", "aspect_ratio.png"}
     assert {e.id for e in read_errors(store)} == {f"bad/{name}" for name in bad}
+
+
+def test_a_chunk_written_before_a_kill_is_reused_not_recomputed(corpus, tmp_path):
+    """A kill between the chunk's write and Prefect's result record leaves a whole chunk the
+    task cache does not know: the chunk task finds it by its cache key instead."""
+    from logosim.data.chunks import plan_chunks
+    from logosim.data.stats import compute_chunk_stats, stats_job
+
+    folder, _, _ = corpus
+    spec, params = SourceSpec(path=str(folder)), StatsParams(checkpoint_every=6)
+    store = ArtifactStore(tmp_path / "store")
+    job = stats_job(str(store.root), spec, plan_chunks(open_source(spec), 6)[0], params)
+    first = compute_chunk_stats(job)
+    written = store.path(first.path).stat().st_mtime_ns
+    assert compute_chunk_stats(job) == first
+    assert store.path(first.path).stat().st_mtime_ns == written  # not rewritten
+    store.path(f"errors/stats/{job.chunk.name}.jsonl").unlink()  # its companion is gone
+    assert compute_chunk_stats(job).sha256 == first.sha256  # so it was computed again
+    assert store.load_verified(f"errors/stats/{job.chunk.name}.jsonl") is not None
 
 
 # -- flows ----------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
+from loguru import logger
 from pydantic import BaseModel
 
 from logosim.core.digest import stable_digest
+from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import Source, SourceSpec
 
 
@@ -50,6 +52,12 @@ def plan_chunks(source: Source, chunk_size: int) -> list[ChunkSpec]:
     return chunks
 
 
+class StageParams(Protocol):
+    def version(self) -> str: ...
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
 class ChunkJob(BaseModel):
     """One unit of chunked work, as passed to a Prefect task.
 
@@ -64,6 +72,20 @@ class ChunkJob(BaseModel):
     version: str
     params: dict[str, Any] = {}
 
+    @classmethod
+    def of(
+        cls, stage: str, store: str, source: SourceSpec, chunk: ChunkSpec, params: StageParams
+    ) -> ChunkJob:
+        """A job whose settings are one params model (its ``version()`` is the job's)."""
+        return cls(
+            stage=stage,
+            store=store,
+            source=source,
+            chunk=chunk,
+            version=params.version(),
+            params=params.model_dump(),
+        )
+
     @property
     def cache_key(self) -> str:
         return f"{self.stage}-{self.chunk.digest[:24]}-{self.version[:16]}"
@@ -74,3 +96,16 @@ class ChunkJob(BaseModel):
         whose chunks are also called chunk-00000, and their error files must not replace
         the build's."""
         return f"{self.chunk.name}-{stable_digest(self.source.path)[:8]}"
+
+
+def finished_chunk(
+    store: ArtifactStore, job: ChunkJob, rel: str, *companions: str
+) -> Manifest | None:
+    """The chunk's artifact when an earlier run wrote it (and the ``companions`` written
+    with it, e.g. this source's error file) whole but was killed before Prefect recorded the
+    task's result: named by the cache key, so it is reused, not recomputed."""
+    manifest = store.load_verified(rel)
+    if manifest is None or any(store.load_verified(c) is None for c in companions):
+        return None
+    logger.info(f"{job.stage} {job.chunk.name}: finished by an earlier run; reused")
+    return manifest

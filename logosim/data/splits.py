@@ -240,14 +240,7 @@ def splits_job(store: str, source: SourceSpec, params: SplitsParams) -> ChunkJob
     opened = open_source(source)
     digest = metadata_digest(read_items(opened, params))
     chunk = ChunkSpec(index=0, start=0, stop=len(opened), digest=digest)
-    return ChunkJob(
-        stage=STAGE,
-        store=store,
-        source=source,
-        chunk=chunk,
-        version=params.version(),
-        params=params.model_dump(),
-    )
+    return ChunkJob.of(STAGE, store, source, chunk, params)
 
 
 def compute_splits(job: ChunkJob) -> Manifest:

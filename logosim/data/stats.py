@@ -24,7 +24,7 @@ from logosim.core.failures import ImageFailure, collect_errors, write_chunk_erro
 from logosim.core.progress import ProgressChannel
 from logosim.core.records import LogoRecord
 from logosim.core.store import ArtifactStore, Manifest
-from logosim.data.chunks import ChunkJob, ChunkSpec
+from logosim.data.chunks import ChunkJob, ChunkSpec, finished_chunk
 from logosim.data.decode import ImageDecodeError, decode_image
 from logosim.data.sources import SourceSpec, open_source
 
@@ -277,27 +277,24 @@ def records_stats(
 
 # -- per chunk (the checkpoint) -------------------------------------------------------------
 def stats_job(store: str, source: SourceSpec, chunk: ChunkSpec, params: StatsParams) -> ChunkJob:
-    return ChunkJob(
-        stage=STAGE,
-        store=store,
-        source=source,
-        chunk=chunk,
-        version=params.version(),
-        params=params.model_dump(),
-    )
+    return ChunkJob.of(STAGE, store, source, chunk, params)
 
 
 def compute_chunk_stats(job: ChunkJob) -> Manifest:
     """Stats of one chunk written to the store: the checkpoint a rerun resumes from."""
     params = StatsParams.model_validate(job.params)
     store = ArtifactStore(job.store)
+    rel = f"stats/chunks/{job.cache_key}.json"
+    error_file = f"errors/{STAGE}/{job.chunk.name}.jsonl"  # written just before the chunk
+    if (finished := finished_chunk(store, job, rel, error_file)) is not None:
+        return finished
     source = open_source(job.source)
     stats, errors = records_stats(source.records(job.chunk.start, job.chunk.stop), params)
     write_chunk_errors(store, STAGE, job.chunk.name, errors)
     if errors:
         logger.info(f"stats {job.chunk.name}: {len(errors)} unusable images (see errors.jsonl)")
     return store.write_json(
-        f"stats/chunks/{job.cache_key}.json",
+        rel,
         stats.model_dump(),
         kind="stats-chunk",
         rows=stats.images,

@@ -9,7 +9,7 @@ from loguru import logger
 from logosim.core.faults import raise_fault_once
 from logosim.core.monitor import ResourceMonitor, describe
 from logosim.core.store import ArtifactStore, Manifest
-from logosim.data.chunks import ChunkJob
+from logosim.data.chunks import ChunkJob, finished_chunk
 from logosim.data.sources import open_source
 from logosim.embed.embedder import Embedder, cached_embedder
 from logosim.embed.params import STAGE, EmbedParams, Prepare
@@ -27,6 +27,12 @@ def embed_chunk(
     raise_fault_once(f"{STAGE}:{job.chunk.name}")  # test hook: LOGOSIM_FAULT_ONCE (faults.py)
     store = ArtifactStore(job.store)
     params = EmbedParams.model_validate(job.params.get("embed", {}))
+    written = [f"errors/{STAGE}/{job.source_chunk_name}.jsonl"]  # before the embeddings
+    finished = finished_chunk(
+        store, job, embedding_path(job), *written, *([local_path(job)] if params.local else [])
+    )
+    if finished is not None:
+        return finished
     embedder = embedder or cached_embedder(params, store)
     if prepare is None:
         prepare = resolve_prepare(job.params.get("prepare"), store)
