@@ -108,7 +108,7 @@ class EmbedParams(BaseModel):
         exported = self.exported()
         if exported is not None:
             return stable_digest("embed-exported", EMBED_CODE_VERSION, exported.sha256)
-        from logosim.embed.models import weights_digest  # torch: only when versioning a backbone
+        from logosim.embed.weight_files import weights_digest
 
         return stable_digest(
             "embed-model",
