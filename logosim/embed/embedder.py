@@ -319,6 +319,8 @@ class Embedder:
             if self.local:
                 raw, local = self._local(raw, batch)
                 blocks.append(local)
+            else:  # an exported graph's local output, not asked for
+                raw = raw[:, : self.dim]
             out.append(raw)
             offset += count
         if not out:
