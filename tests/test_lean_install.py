@@ -37,8 +37,11 @@ for asked in ({"weights": "wheel"}, {"runtime": "eager"}):
         Embedder(EmbedParams(**asked))
     except TorchMissingError as exc:
         refused[next(iter(asked.values()))] = str(exc)
+from deployments.serve import FLOWS, load_flow
+
+served = sorted(name for name in FLOWS if load_flow(name) is not None)
 print(json.dumps({"runtime": embedder.runtime.name, "vectors": list(vectors.shape),
-                  "blocks": list(blocks.shape), "refused": refused}))
+                  "blocks": list(blocks.shape), "refused": refused, "served": served}))
 """
 
 API_CHECK = """
@@ -87,6 +90,7 @@ def test_without_torch_the_default_model_embeds_and_torch_paths_name_the_extra()
     assert report["vectors"] == [4, 1280] and report["blocks"][0] == 4
     assert set(report["refused"]) == {"wheel", "eager"}
     assert all("pip install 'logosim[train]'" in m for m in report["refused"].values())
+    assert "build" in report["served"] and "train" not in report["served"]  # logosim serve
 
 
 def test_the_packaged_graph_matches_the_packaged_weights():
