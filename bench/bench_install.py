@@ -58,6 +58,10 @@ def install(variant: str, extras: str, python: str, keep: bool) -> dict:
     )
     site = next((venv / "lib").glob("python3*/site-packages"))
     nvidia = site / "nvidia"
+    sizes = subprocess.run(
+        ["du", "-sm", *[str(p) for p in site.iterdir()]], capture_output=True, text=True
+    ).stdout.splitlines()
+    largest = sorted(((int(mb), Path(path).name) for mb, path in (s.split("\t") for s in sizes)))
     result = {
         "variant": variant,
         "extras": extras or None,
@@ -67,6 +71,7 @@ def install(variant: str, extras: str, python: str, keep: bool) -> dict:
         "packages": len(packages),
         "torch": packages.get("torch"),
         "nvidia_libs_gb": round(du_bytes(nvidia) / 1e9, 3) if nvidia.exists() else 0.0,
+        "largest_mb": {name: mb for mb, name in largest[::-1][:25]},
         "smoke": json.loads(smoke.stdout.strip().splitlines()[-1])
         if smoke.returncode == 0
         else smoke.stderr[-500:],
