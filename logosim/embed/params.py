@@ -70,7 +70,8 @@ class EmbedParams(BaseModel):
     local: bool = Field(
         True,
         description="Also store local descriptors (7×7 patches, regions, colour) beside each "
-        "chunk for stage-2 re-ranking (timm CNN backbones; not an exported graph).",
+        "chunk for stage-2 re-ranking (timm CNN backbones, the packaged graph, and exported "
+        "graphs with the local output).",
     )
     # How fast they are computed (RUN_SETTINGS: never part of the cache key).
     runtime: RuntimeName = Field(
