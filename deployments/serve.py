@@ -54,6 +54,12 @@ def load_flow(name: str) -> Flow | None:
         if name in OPTIONAL and exc.name == module_name:
             logger.info(f"serve: flow {name!r} not available yet ({module_name}); skipped")
             return None
+        if (exc.name or "").partition(".")[0] in ("torch", "torchvision", "timm"):
+            # a plain install (no train extra) serves every flow but training
+            logger.info(
+                f"serve: flow {name!r} needs PyTorch: pip install 'logosim[train]'; skipped"
+            )
+            return None
         raise
     return getattr(module, attr)
 
@@ -136,6 +142,10 @@ def serve_all(
 
 def _ensure_gpu_slots() -> None:
     """On a GPU machine, create the `gpu` concurrency limit (one slot per GPU) if missing."""
+    from logosim.embed.weight_files import torch_available
+
+    if not torch_available():  # a plain install: its graphs run on the CPU or ONNX Runtime
+        return
     import torch
 
     from tasks._gpu import ensure_gpu_limit

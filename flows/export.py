@@ -7,7 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from logosim.core.settings import get_settings
 from logosim.core.store import Manifest
-from logosim.embed.export import ExportParams
+from logosim.embed.export_params import ExportParams
 from tasks.export import export_embedding_model
 
 

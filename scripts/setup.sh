@@ -30,7 +30,9 @@ stamp=".venv/.logosim-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing logosim and its dependencies into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+  # train: PyTorch (train, export, the tests); a plain `pip install logosim` runs build, search,
+  # evaluate, cluster and the API without it (the packaged default graph).
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,train]"
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $(.venv/bin/python --version), tesseract: $(command -v tesseract || echo missing)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from logosim.core.store import Manifest
 from logosim.data.chunks import ChunkJob
+from logosim.embed.graph_runtime import resolve_device
 from logosim.embed.params import EmbedParams
 from logosim.embed.runner import embed_chunk
-from logosim.embed.runtime import resolve_device
 from tasks._gpu import gpu_slot
 from tasks._prefect import chunk_task
 

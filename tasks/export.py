@@ -6,7 +6,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from logosim.core.store import ArtifactStore, Manifest
-from logosim.embed.export import ExportParams, export_model
+from logosim.embed.export_params import ExportParams
+from logosim.embed.graph_export import export_model
 
 
 # Not cached: it reads whatever weights and PCA are in the store now, and takes a minute.

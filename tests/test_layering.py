@@ -117,3 +117,49 @@ def test_old_module_paths_are_the_moved_modules():
     for old, new in moved.MOVED.items():
         assert not (ROOT / (old.replace(".", "/") + ".py")).exists(), old
         assert (ROOT / (new.replace(".", "/") + ".py")).exists(), new
+
+
+# PyTorch is the `train` extra: only these modules may import it (or a module that does) at
+# their top level; everything a plain install runs (build, search, evaluate, cluster, the API)
+# imports them inside the functions that need them, if at all (tests/test_lean_install.py
+# runs those commands with torch blocked).
+TORCH = ("torch", "torchvision", "timm", "open_clip")
+TORCH_SIDE = {
+    "logosim.embed.models",
+    "logosim.embed.runtime",
+    "logosim.embed.local_head",
+    "logosim.embed.export",
+    "logosim.embed.open_clip_backbone",
+    "logosim.train.moco",
+    "logosim.train.loop",
+    "logosim.train.validate",
+    "logosim.train.data",
+    "logosim.train.checkpoint",
+    "tasks.train",
+    "flows.train",
+}
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules imported by the file's own body (not inside functions)."""
+    found = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_torch_stays_behind_the_train_extra():
+    files = [p for d in ("logosim", "flows", "tasks") for p in (ROOT / d).rglob("*.py")]
+    imports = {_module_name(p): _top_level_imports(p) for p in files}
+    torch_side = {m for m, names in imports.items() if any(n.split(".")[0] in TORCH for n in names)}
+    while True:  # close over the library's own top-level imports
+        more = {m for m, names in imports.items() if names & torch_side} - torch_side
+        if not more:
+            break
+        torch_side |= more
+    assert torch_side == TORCH_SIDE, (
+        f"new: {sorted(torch_side - TORCH_SIDE)}; gone: {sorted(TORCH_SIDE - torch_side)}"
+    )

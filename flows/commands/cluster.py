@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         """Cluster the logos of a source (embeddings come from the build's cache)."""
         from flows.cluster import ClusterRunParams, cluster_flow
         from logosim.cluster.params import ClusterError, ClusterParams
-        from logosim.embed.models import ModelError, weights_digest
+        from logosim.embed.weight_files import ModelError, weights_digest
 
         spec, total = checked_spec(source, fmt, group_column)
         try:

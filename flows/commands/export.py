@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         PyTorch on real logos (fails when any cosine < 0.999)."""
         from flows.export import export_flow
         from logosim.data.sources import SourceSpec
-        from logosim.embed.export import ExportError, ExportParams
+        from logosim.embed.export_params import ExportError, ExportParams
 
         try:
             params = ExportParams(

@@ -13,15 +13,16 @@ the runner (``reader.py``, ``embedder.py``, ``writer.py``, ``runner.py``).
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from loguru import logger
 from PIL import Image
 from tqdm import tqdm
@@ -31,11 +32,22 @@ from logosim.core.progress import ProgressChannel
 from logosim.core.records import LogoRecord
 from logosim.core.settings import get_settings
 from logosim.core.store import ArtifactStore
-from logosim.embed.models import LoadedBackbone, load_backbone
+from logosim.embed.graph_runtime import (
+    Runtime,
+    exported_runtime,
+    graph_runtime,
+    resolve_device,
+    resolve_runtime,
+)
 from logosim.embed.normalize import to_array, to_chw, to_model_input
+from logosim.embed.packaged import PackagedGraph, headless, packaged_for
 from logosim.embed.params import CPU_BATCH, CUDA_BATCH, EmbedParams, Prepare
 from logosim.embed.reader import Encode, ImagePipeline, Prepared, prepared_records
-from logosim.embed.runtime import Runtime, build_runtime, export_onnx, exported_runtime
+from logosim.embed.weight_files import require_torch
+
+if TYPE_CHECKING:
+    from logosim.embed.local_features import LocalProjection
+    from logosim.embed.models import LoadedBackbone
 
 # -- out-of-memory handling ----------------------------------------------------------------
 _OOM_MARKERS = (
@@ -50,7 +62,10 @@ _OOM_MARKERS = (
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA OOM, Python MemoryError, or an allocator failure reported as a runtime error
     (PyTorch's CPU allocator, ONNX Runtime)."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # only loaded where a torch runtime ran
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     from_ort = type(exc).__module__.startswith("onnxruntime")
     if isinstance(exc, RuntimeError) or from_ort:
@@ -61,7 +76,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def free_memory(device: str) -> None:
     gc.collect()
-    if device == "cuda" and torch.cuda.is_available():
+    torch = sys.modules.get("torch")
+    if device == "cuda" and torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
@@ -123,53 +139,126 @@ class EmbedResult:
         return len(self.ids) / self.seconds if self.seconds > 0 else 0.0
 
 
+# Runtimes that run an ONNX graph: the packaged default model serves them without torch.
+GRAPH_RUNTIMES = ("onnx", "openvino", "openvino_bf16")
+
+
+def torch_backbone(params: EmbedParams) -> tuple[LoadedBackbone, LocalProjection | None]:
+    """The PyTorch backbone of ``params``, with the in-graph local head when local
+    descriptors are asked for (timm CNNs; not CLIP towers)."""
+    from logosim.embed.models import load_backbone
+
+    loaded = load_backbone(params.model, params.weights, params.pooling, params.gem_p)
+    if not (params.local and not params.model.startswith("open_clip:")):
+        return loaded, None
+    from logosim.embed.local_features import load_projection
+    from logosim.embed.local_head import LocalHead
+
+    projection = load_projection(loaded.weights_digest, loaded.dim)
+    side = max(1, params.image_size // 32)  # the backbone's stride
+    # before the runtime exports the graph: the head is part of it
+    loaded.module.local_head = LocalHead(projection, (side, side))
+    return loaded, projection
+
+
 class Embedder:
     """A loaded network + runtime; embeds PIL images, pixel arrays or source records.
 
-    The network is a timm backbone (raw pooled features; PCA follows in its own stage) or,
-    with ``onnx_model``, an exported model whose output is already the index vector.
-    ``store``, when given, caches the backbone's ONNX export under ``onnx/`` by model version.
+    The network is, by what ``params`` ask for: an exported model (``onnx_model``, whose
+    output is already the index vector); the packaged default graph (``weights='logo'`` on
+    a graph runtime: no PyTorch needed, ``logosim.embed.packaged``); or a timm backbone
+    loaded with PyTorch (raw pooled features; PCA follows in its own stage). ``store``,
+    when given, caches a PyTorch backbone's ONNX export under ``onnx/`` by model version.
+    ``packaged=False`` forces the PyTorch path (to check the packaged graph against it).
     """
 
-    def __init__(self, params: EmbedParams | None = None, store: ArtifactStore | None = None):
+    def __init__(
+        self,
+        params: EmbedParams | None = None,
+        store: ArtifactStore | None = None,
+        *,
+        packaged: bool = True,
+    ):
         self.params = params or EmbedParams()
         self.store = store
         self.exported = self.params.exported()
         self.image_size, self.normalize = self.params.input_geometry()
         self.backbone: LoadedBackbone | None = None
-        self.local = False  # local descriptors (issue 12): timm backbones, not exported graphs
+        self.local = False  # local descriptors (issue 12)
+        self.projection_origin = ""
+        self.grid: tuple[int, int] = (7, 7)
+        self.mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+        self.std: tuple[float, ...] = (0.5, 0.5, 0.5)
+        graph = packaged_for(self.params) if packaged and self.exported is None else None
         if self.exported is not None:
-            self.runtime: Runtime = exported_runtime(
-                self.params.runtime, self.params.device, self.exported.path
-            )
-            self._dim = self.exported.dim
-            self.encode: Encode = to_array  # the graph scales uint8 pixels itself
+            self._init_exported()
+        elif graph is not None and self._graph_runtime_asked():
+            self._init_packaged(graph)
         else:
-            self.backbone = load_backbone(
-                self.params.model, self.params.weights, self.params.pooling, self.params.gem_p
+            require_torch(
+                f"embedding with weights {self.params.weights!r} on runtime "
+                f"{self.params.runtime!r} (a plain install embeds with the packaged "
+                "default weights 'logo' on the onnx/openvino runtimes, or --onnx-model)"
             )
-            self.local = self.params.local and not self.params.model.startswith("open_clip:")
-            if self.local:
-                from logosim.embed.local_features import load_projection
-                from logosim.embed.local_head import LocalHead
-
-                self.projection = load_projection(self.backbone.weights_digest, self.backbone.dim)
-                side = max(1, self.params.image_size // 32)  # the backbone's stride
-                # before the runtime exports the graph: the head is part of it
-                self.backbone.module.local_head = LocalHead(self.projection, (side, side))
-            self.runtime = build_runtime(
-                self.params.runtime,
-                self.params.device,
-                self.backbone.module,
-                onnx_model=self._onnx_model,
-                size=self.params.image_size,
-            )
-            self._dim = self.backbone.dim
-            self.encode = partial(to_chw, mean=self.backbone.mean, std=self.backbone.std)
+            self._init_torch()
         # Lowered for good after an OOM. On 2 CPU cores ONNX Runtime peaked at batch 16
         # (120 img/s vs 115 at 32 and 100 at 64); a GPU wants large batches.
         auto = CUDA_BATCH if self.runtime.device == "cuda" else CPU_BATCH
         self.batch_size = self.params.batch_size or auto
+
+    def _graph_runtime_asked(self) -> bool:
+        dev = resolve_device(self.params.device)
+        return resolve_runtime(self.params.runtime, dev) in GRAPH_RUNTIMES
+
+    def _init_exported(self) -> None:
+        exported = self.exported
+        assert exported is not None
+        self.runtime: Runtime = exported_runtime(
+            self.params.runtime, self.params.device, exported.path
+        )
+        self._dim = exported.dim
+        self.encode: Encode = to_array  # the graph scales uint8 pixels itself
+        # an export with the local output (``logosim export`` since issue 17)
+        self.local = self.params.local and exported.local_grid is not None
+        if self.local:
+            assert exported.local_grid is not None
+            self.grid = exported.local_grid
+            self.projection_origin = exported.projection_origin
+
+    def _init_packaged(self, graph: PackagedGraph) -> None:
+        dev = resolve_device(self.params.device)
+        concrete = resolve_runtime(self.params.runtime, dev)
+        self.local = self.params.local
+        model = graph.path if self.local else headless(graph)
+        runtime = graph_runtime(concrete, self.params.runtime, model, dev)
+        if runtime is None:
+            raise RuntimeError("no graph runtime starts here: pip install openvino onnxruntime")
+        self.runtime = runtime
+        self._dim = graph.dim
+        self.grid, self.mean, self.std = graph.grid, graph.mean, graph.std
+        self.projection_origin = graph.projection_origin
+        self.encode = partial(to_chw, mean=self.mean, std=self.std)
+        logger.debug(f"embedding with the packaged graph {graph.path.name} ({runtime.name})")
+
+    def _init_torch(self) -> None:
+        from logosim.embed.runtime import build_runtime
+
+        self.backbone, projection = torch_backbone(self.params)
+        self.local = projection is not None
+        if projection is not None:
+            assert self.backbone.module.local_head is not None
+            self.grid = self.backbone.module.local_head.grid
+            self.projection_origin = projection.origin
+        self.mean, self.std = self.backbone.mean, self.backbone.std
+        self.runtime = build_runtime(
+            self.params.runtime,
+            self.params.device,
+            self.backbone.module,
+            onnx_model=self._onnx_model,
+            size=self.params.image_size,
+        )
+        self._dim = self.backbone.dim
+        self.encode = partial(to_chw, mean=self.mean, std=self.std)
 
     @property
     def dim(self) -> int:
@@ -180,6 +269,10 @@ class Embedder:
         return self.runtime.device
 
     def _onnx_model(self) -> bytes | Path:
+        import torch
+
+        from logosim.embed.runtime import export_onnx
+
         assert self.backbone is not None
         if self.store is None:
             return export_onnx(self.backbone.module, self.params.image_size)
@@ -226,6 +319,8 @@ class Embedder:
             if self.local:
                 raw, local = self._local(raw, batch)
                 blocks.append(local)
+            else:  # an exported graph's local output, not asked for
+                raw = raw[:, : self.dim]
             out.append(raw)
             offset += count
         if not out:
@@ -244,8 +339,7 @@ class Embedder:
             pixels_from_input,
         )
 
-        assert self.backbone is not None and self.backbone.module.local_head is not None
-        grid = self.backbone.module.local_head.grid
+        grid = self.grid
         layout = Layout(grid)
         n, dim = len(raw), self.dim
         blocks = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
@@ -254,7 +348,7 @@ class Embedder:
         blocks[:, layout.region_slice] = local[:, layout.patches :]
         step = max(1, batch.shape[-1] // 56)  # colour_and_ink's own sampling, done first
         thumb = batch[:, ::step, ::step] if batch.dtype == np.uint8 else batch[..., ::step, ::step]
-        pixels = pixels_from_input(thumb, self.backbone.mean, self.backbone.std)
+        pixels = pixels_from_input(thumb, self.mean, self.std)
         colour, ink = colour_and_ink(pixels, grid)
         blocks[:, layout.colour] = colour
         shown = min(layout.patches, LOCAL_DIM)
@@ -346,7 +440,7 @@ class Embedder:
 
 
 def _default_workers() -> int:
-    from logosim.embed.runtime import physical_cores
+    from logosim.embed.graph_runtime import physical_cores
 
     return physical_cores()
 

@@ -25,56 +25,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from loguru import logger
-from pydantic import BaseModel, Field
 from torch import nn
 
 from logosim.core.store import ArtifactStore, Manifest
-from logosim.data.sources import SourceSpec
-from logosim.embed.models import LoadedBackbone, load_backbone
+from logosim.embed.export_params import (
+    EXPORT_DIR,
+    ExportError,
+    ExportParams,
+    agreement,
+    run_session,
+)
+from logosim.embed.models import LoadedBackbone
 from logosim.embed.params import (
-    DEFAULT_MODEL,
     DEFAULT_WEIGHTS,
-    ExportPrecision,
-    NormalizeMode,
-    Pooling,
 )
 from logosim.embed.pca import PCA_FILE, PCAModel
-from logosim.embed.runtime import ONNX_OPSET, ort_session
+from logosim.embed.runtime import ort_session
 from logosim.train.checkpoint import BEST_MODEL
 from logosim.train.data import load_images
-
-EXPORT_DIR = "export"
-
-
-class ExportError(RuntimeError):
-    """The exported model disagrees with PyTorch (or cannot be built): nothing was published."""
-
-
-class ExportParams(BaseModel):
-    precision: ExportPrecision = "fp32"
-    model: str = DEFAULT_MODEL
-    weights: str = Field(
-        "auto", description="'auto' = the fine-tuned train/best.pt when present, else 'logo'."
-    )
-    pooling: Pooling = "gem"
-    gem_p: float = Field(3.0, gt=0)
-    image_size: int = Field(224, ge=32, le=1024)
-    normalize: NormalizeMode = "pad"
-    use_pca: bool = Field(True, description="Include pca/pca.npz from the store when present.")
-    validate_source: SourceSpec = Field(default_factory=SourceSpec, description="Real logos.")
-    validate_images: int = Field(64, ge=2)
-    min_cosine: float = Field(0.999, gt=0, le=1)
-    int8_min_cosine: float = Field(0.95, gt=0, le=1, description="INT8's own bar.")
-    opset: int = ONNX_OPSET
 
 
 class EmbeddingModel(nn.Module):
     """uint8 NHWC logos → index vectors, exactly as ``PCAModel.transform`` makes them from
-    the backbone's pooled features (signed power → L2 → PCA + whitening → L2)."""
+    the backbone's pooled features (signed power → L2 → PCA + whitening → L2); with a local
+    head on the backbone, a second output: the projected local descriptors (patches, then
+    regions) that stage-2 re-ranking stores, as the embed stage's own graph makes them."""
 
     def __init__(self, loaded: LoadedBackbone, pca: PCAModel | None) -> None:
         super().__init__()
         self.backbone = loaded.module.eval()
+        self.pooled_dim = loaded.dim
+        self.local_grid = (
+            loaded.module.local_head.grid if loaded.module.local_head is not None else None
+        )
         self.register_buffer("mean", torch.tensor(loaded.mean).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(loaded.std).view(1, 3, 1, 1) * 255.0)
         self.has_pca = pca is not None
@@ -85,15 +68,18 @@ class EmbeddingModel(nn.Module):
             self.register_buffer("pca_scale", torch.from_numpy(pca.scale))
         self.dim = pca.dims if pca is not None else loaded.dim
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        x = self.backbone(x).float()
+        out = self.backbone(x).float()
+        x = out[:, : self.pooled_dim]
         if self.power != 1.0:
             x = torch.sign(x) * x.abs().pow(self.power)
         x = F.normalize(x, dim=1, eps=1e-12)
         if self.has_pca:
             x = (x - self.pca_mean) @ self.pca_components / self.pca_scale
             x = F.normalize(x, dim=1, eps=1e-12)
+        if self.local_grid is not None:
+            return x, out[:, self.pooled_dim :]
         return x
 
 
@@ -105,8 +91,19 @@ def resolve_weights(store: ArtifactStore, weights: str) -> str:
 
 
 def build_embedding_model(store: ArtifactStore, params: ExportParams) -> EmbeddingModel:
+    from logosim.embed.embedder import torch_backbone
+    from logosim.embed.params import EmbedParams
+
     weights = resolve_weights(store, params.weights)
-    loaded = load_backbone(params.model, weights, params.pooling, params.gem_p)
+    embed = EmbedParams(
+        model=params.model,
+        weights=weights,
+        pooling=params.pooling,
+        gem_p=params.gem_p,
+        image_size=params.image_size,
+        local=params.local,
+    )
+    loaded, _ = torch_backbone(embed)  # with the local head, as the embed stage runs it
     pca = None
     manifest = store.load_verified(PCA_FILE) if params.use_pca else None
     if manifest is not None and manifest.rows > 0:
@@ -121,13 +118,14 @@ def to_onnx(model: EmbeddingModel, size: int, opset: int, metadata: dict[str, st
 
     buffer = io.BytesIO()
     example = torch.full((2, size, size, 3), 255, dtype=torch.uint8)
+    outputs = ["embeddings", "local"] if model.local_grid is not None else ["embeddings"]
     torch.onnx.export(
         model,
         (example,),
         buffer,
         input_names=["images"],
-        output_names=["embeddings"],
-        dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+        output_names=outputs,
+        dynamic_axes={"images": {0: "batch"}} | {name: {0: "batch"} for name in outputs},
         opset_version=opset,
         dynamo=False,  # the TorchScript exporter handles timm models without onnxscript
     )
@@ -182,21 +180,6 @@ def to_int8(data: bytes, calibration: np.ndarray) -> bytes:
         return out.read_bytes()
 
 
-def run_session(session: Any, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    parts = [
-        session.run(None, {name: pixels[i : i + batch]})[0] for i in range(0, len(pixels), batch)
-    ]
-    return np.concatenate(parts).astype(np.float32)
-
-
-def agreement(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Cosine per row between two sets of descriptors."""
-    a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
-    b = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-12)
-    return (a * b).sum(axis=1)
-
-
 def validation_pixels(params: ExportParams) -> tuple[list[str], np.ndarray]:
     from logosim.data.sources import open_source
 
@@ -226,7 +209,8 @@ def export_model(store: ArtifactStore, params: ExportParams | None = None) -> Ma
     model = build_embedding_model(store, params)
     ids, pixels = validation_pixels(params)
     with torch.inference_mode():
-        reference = model(torch.from_numpy(pixels)).numpy()
+        out = model(torch.from_numpy(pixels))
+    reference = (out[0] if isinstance(out, tuple) else out).numpy()
     metadata = {
         "logosim.image_size": str(params.image_size),
         "logosim.normalize": params.normalize,
@@ -235,6 +219,11 @@ def export_model(store: ArtifactStore, params: ExportParams | None = None) -> Ma
         "logosim.weights": resolve_weights(store, params.weights),
         "logosim.pca": str(model.has_pca),
     }
+    if model.local_grid is not None:  # the second output (read by logosim.embed.exported)
+        h, w = model.local_grid
+        head = model.backbone.local_head
+        metadata["logosim.local_grid"] = f"{h}x{w}"
+        metadata["logosim.local_projection"] = getattr(head, "origin", "")
     data = to_onnx(model, params.image_size, params.opset, metadata)
     fp32_session = ort_session(data)
     fp32_speed = _throughput(fp32_session, pixels)
@@ -251,6 +240,7 @@ def export_model(store: ArtifactStore, params: ExportParams | None = None) -> Ma
         "image_size": params.image_size,
         "opset": params.opset,
         "validated_images": len(ids),
+        "local_output": metadata.get("logosim.local_grid"),
     }
     rel = f"{EXPORT_DIR}/logosim-{params.precision}.onnx"
     manifest = store.write_bytes(

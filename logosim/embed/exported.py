@@ -2,7 +2,8 @@
 
 The export writes its settings into the ONNX metadata (``logosim.*``): the square input size
 and normalise mode its uint8 NHWC input expects, the output dimension, and whether the PCA
-projection is inside the graph. The embed stage needs them to prepare pixels, to key its
+projection is inside the graph, and (since issue 17) whether a second output carries the
+local descriptors for stage-2 re-ranking (``logosim.local_grid``). The embed stage needs them to prepare pixels, to key its
 cache (the file's sha256) and to know whether a PCA stage still has to follow.
 """
 
@@ -13,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import get_args
 
-from logosim.embed.models import ModelError, file_digest
 from logosim.embed.params import NormalizeMode
+from logosim.embed.weight_files import ModelError, file_digest
 
 META_PREFIX = "logosim."
 
@@ -28,6 +29,8 @@ class ExportedModel:
     has_pca: bool
     precision: str
     sha256: str
+    local_grid: tuple[int, int] | None = None  # the second output's feature-map grid
+    projection_origin: str = ""  # the local projection inside the graph
 
 
 @lru_cache(maxsize=8)
@@ -65,4 +68,14 @@ def read_exported(path: str | Path) -> ExportedModel:
         has_pca=meta.get(f"{META_PREFIX}pca", "False") == "True",
         precision=meta.get(f"{META_PREFIX}precision", "fp32"),
         sha256=file_digest(file),
+        local_grid=_grid(meta.get(f"{META_PREFIX}local_grid")),
+        projection_origin=meta.get(f"{META_PREFIX}local_projection", ""),
     )
+
+
+def _grid(text: str | None) -> tuple[int, int] | None:
+    """'7x7' → (7, 7); absent (an export without the local output) → None."""
+    if not text:
+        return None
+    h, _, w = text.partition("x")
+    return int(h), int(w)

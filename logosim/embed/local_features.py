@@ -132,10 +132,16 @@ def random_projection(dim: int, seed: str) -> LocalProjection:
     return LocalProjection(model, model, f"random: no fitted projection for {seed}")
 
 
+def projection_resource(weights_digest: str):
+    """Where the projection shipped for these weights lives (it may not exist)."""
+    name = PROJECTION_FILE.format(digest=weights_digest.replace(":", "-")[:23])
+    return importlib.resources.files(PROJECTION_PACKAGE) / name
+
+
 def load_projection(weights_digest: str, dim: int) -> LocalProjection:
     """The projection shipped for these weights (fitted on a train split), else random."""
-    name = PROJECTION_FILE.format(digest=weights_digest.replace(":", "-")[:23])
-    resource = importlib.resources.files(PROJECTION_PACKAGE) / name
+    resource = projection_resource(weights_digest)
+    name = resource.name
     if resource.is_file():
         with resource.open("rb") as fh, np.load(fh) as data:
             return LocalProjection.from_arrays({k: data[k] for k in data.files})

@@ -41,6 +41,7 @@ class LocalHead(nn.Module):
     def __init__(self, projection: LocalProjection, grid: tuple[int, int]) -> None:
         super().__init__()
         self.grid = grid
+        self.origin = projection.origin  # said in an export's metadata
         self.patches = _Projection(projection.patches)
         self.regions = _Projection(projection.regions)
         masks = torch.from_numpy(region_masks(*grid).T.copy())  # (h·w, R)

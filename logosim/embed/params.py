@@ -70,7 +70,8 @@ class EmbedParams(BaseModel):
     local: bool = Field(
         True,
         description="Also store local descriptors (7×7 patches, regions, colour) beside each "
-        "chunk for stage-2 re-ranking (timm CNN backbones; not an exported graph).",
+        "chunk for stage-2 re-ranking (timm CNN backbones, the packaged graph, and exported "
+        "graphs with the local output).",
     )
     # How fast they are computed (RUN_SETTINGS: never part of the cache key).
     runtime: RuntimeName = Field(
@@ -108,7 +109,7 @@ class EmbedParams(BaseModel):
         exported = self.exported()
         if exported is not None:
             return stable_digest("embed-exported", EMBED_CODE_VERSION, exported.sha256)
-        from logosim.embed.models import weights_digest  # torch: only when versioning a backbone
+        from logosim.embed.weight_files import weights_digest
 
         return stable_digest(
             "embed-model",

@@ -77,8 +77,7 @@ def embed_chunk(
 def _local_meta(embedder: Embedder) -> dict:
     from logosim.embed.local_features import Layout
 
-    blocks = embedder.projection  # set whenever embedder.local
-    return {"projection": blocks.origin, "layout": Layout().describe()}
+    return {"projection": embedder.projection_origin, "layout": Layout(embedder.grid).describe()}
 
 
 def ensure_local(job: ChunkJob, *, embedder: Embedder | None = None) -> Manifest | None:
@@ -100,7 +99,10 @@ def ensure_local(job: ChunkJob, *, embedder: Embedder | None = None) -> Manifest
     )
     embedder = embedder or cached_embedder(params, store)
     if not embedder.local:
-        logger.warning(f"local descriptors: not available for {params.model} / exported graphs")
+        logger.warning(
+            f"local descriptors: not available for {params.onnx_model or params.model} "
+            "(a CLIP tower, or an exported graph without the local output: export it again)"
+        )
         return None
     prepare = resolve_prepare(job.params.get("prepare"), store)
     result = embedder.embed_records(

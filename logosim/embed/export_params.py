@@ -1,0 +1,57 @@
+"""What ``logosim export`` is asked for and how an export is checked, without PyTorch
+(``export.py`` exports with PyTorch; ``graph_export.py`` composes the packaged graph)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from logosim.data.sources import SourceSpec
+from logosim.embed.graph_runtime import ONNX_OPSET
+from logosim.embed.params import DEFAULT_MODEL, ExportPrecision, NormalizeMode, Pooling
+
+EXPORT_DIR = "export"
+
+
+class ExportError(RuntimeError):
+    """The exported model disagrees with PyTorch (or cannot be built): nothing was published."""
+
+
+class ExportParams(BaseModel):
+    precision: ExportPrecision = "fp32"
+    model: str = DEFAULT_MODEL
+    weights: str = Field(
+        "auto", description="'auto' = the fine-tuned train/best.pt when present, else 'logo'."
+    )
+    pooling: Pooling = "gem"
+    gem_p: float = Field(3.0, gt=0)
+    image_size: int = Field(224, ge=32, le=1024)
+    normalize: NormalizeMode = "pad"
+    use_pca: bool = Field(True, description="Include pca/pca.npz from the store when present.")
+    local: bool = Field(
+        True,
+        description="A second output 'local': the local descriptors for stage-2 re-ranking "
+        "(timm CNN backbones).",
+    )
+    validate_source: SourceSpec = Field(default_factory=SourceSpec, description="Real logos.")
+    validate_images: int = Field(64, ge=2)
+    min_cosine: float = Field(0.999, gt=0, le=1)
+    int8_min_cosine: float = Field(0.95, gt=0, le=1, description="INT8's own bar.")
+    opset: int = ONNX_OPSET
+
+
+def run_session(session: Any, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    parts = [
+        session.run(None, {name: pixels[i : i + batch]})[0] for i in range(0, len(pixels), batch)
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Cosine per row between two sets of descriptors."""
+    a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
+    b = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-12)
+    return (a * b).sum(axis=1)

