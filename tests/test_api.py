@@ -99,11 +99,13 @@ def test_weights_per_request_and_bad_weights(served):
         ({"weight_colour": "nan"}, "invalid_field"),
         ({"weight_text": "1e9"}, "invalid_field"),
         ({"weight_global": "heavy"}, "invalid_field"),
-        ({"rerank": "maybe"}, "invalid_field"),
+        ({"weight_spatial": "inf"}, "invalid_field"),
         ({"text": "KWIK FIT " * 100}, "invalid_field"),
     ]:
-        bad = search(c, rows[3]["image"], rerank="true", **form)
+        bad = search(c, rows[3]["image"], **{"rerank": "true", **form})
         assert (bad.status_code, bad.json()["reason"]) == (422, reason), (form, bad.text)
+    bad = search(c, rows[3]["image"], rerank="maybe")
+    assert (bad.status_code, bad.json()["reason"]) == (422, "invalid_field")
 
 
 def test_a_graph_with_a_local_output_adds_the_spatial_term(api_store):

@@ -133,7 +133,7 @@ def test_upload_results_crop_changes_results_and_filters(live, browser, tmp_path
     )
     assert [t.split()[0] for t in terms] == ["global", "shape", "word", "colour"]
     assert terms[2] == "word 1.000"
-    assert "spatial" in page.text_content("#status") or "global" in page.text_content("#status")
+    assert "re-ranked by global + spatial + text + colour" in page.text_content("#status")
     page.wait_for_function(
         "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
     )

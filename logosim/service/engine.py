@@ -385,7 +385,10 @@ class Engine:
                 {t: None if v is None else round(v, 6) for t, v in terms.items()})
             for rank, (pos, score, terms) in enumerate(ranked_terms(scored, options.k), 1)
         ]  # fmt: skip
-        used = [t for t in TERMS if any(h.components[t] is not None for h in hits)]
+        used = [  # terms that counted: present for some hit and weighted
+            t for t in TERMS
+            if getattr(cp, WEIGHTS[t]) > 0 and any(h.components[t] is not None for h in hits)
+        ]  # fmt: skip
         for term in TERMS:
             if term not in used and term not in absent and hits:
                 absent[term] = "no candidate among the hits has it"
