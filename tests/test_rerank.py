@@ -267,3 +267,28 @@ def test_ocr_words_are_the_text_term_where_the_source_has_none(demo24):
     terms = {h.id: h.terms["text"] for h in hits}
     assert hits[0].id == rows[0]["id"] and terms[rows[0]["id"]] > 0.5
     assert terms[rows[1]["id"]] is None and terms[rows[2]["id"]] < terms[rows[0]["id"]]
+
+
+def test_cli_is_off_by_default_and_the_copies_profile_re_ranks(demo24, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    store = build(demo24, "cli")
+    rows = demo24[3]
+    query = tmp_path / "q.png"
+    decode_image(rows[4]["image"]).save(query)
+    base = ["search", "--store", str(store.root), str(query), "-k", "3", "--json"]
+    plain = CliRunner().invoke(app, base)
+    assert plain.exit_code == 0, plain.output
+    hits = json.loads(plain.stdout.splitlines()[-1])["hits"]
+    assert hits[0]["id"] == rows[4]["id"] and hits[0]["terms"] is None  # no stage 2
+    copies = CliRunner().invoke(app, [*base, "--profile", "copies"])
+    assert copies.exit_code == 0, copies.output
+    hits = json.loads(copies.stdout.splitlines()[-1])["hits"]
+    assert hits[0]["id"] == rows[4]["id"]
+    assert hits[0]["terms"]["spatial"] is not None and hits[0]["terms"]["colour"] is not None
+    bad = CliRunner().invoke(app, [*base, "--profile", "brands"])
+    assert bad.exit_code == 2 and "copies" in bad.output
