@@ -153,7 +153,8 @@ def test_upload_results_crop_changes_results_and_filters(live, browser, tmp_path
     page.click("#results .result >> nth=0")
     page.wait_for_selector("#modal[open]")
     assert page.text_content("#modal-id") == filtered[0]
-    assert "26.04" in page.text_content("#modal-meta")
+    meta = page.text_content("#modal-meta")
+    assert "26.04" in meta and "word term" in meta and "shape term" in meta
     page.screenshot(path=str(shots / "page-mark.png"))
     assert errors == []
     page.close()

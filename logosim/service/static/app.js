@@ -203,8 +203,9 @@ async function openMark(hit) {
   thumbnail($("modal-image"), `${hit.thumbnail_url}?size=512`);
   const dl = $("modal-meta");
   dl.replaceChildren();
+  // the terms under their page names, so the mark's own "text" (its word element) stays
   const rows = { score: fmt(hit.score), ...Object.fromEntries(
-    Object.entries(hit.components).map(([k, v]) => [k, fmt(v)])), ...mark.metadata };
+    TERMS.map(([k, label]) => [`${label} term`, fmt(hit.components[k])])), ...mark.metadata };
   for (const [k, v] of Object.entries(rows)) {
     if (v === null || v === undefined || v === "") continue;
     const dt = document.createElement("dt"), dd = document.createElement("dd");
