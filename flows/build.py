@@ -42,7 +42,7 @@ class BuildParams(BaseModel):
         default_factory=PreprocessParams, description="OCR and inpainting settings (text_mask)."
     )
     rerank: CompositeParams = Field(
-        default_factory=lambda: CompositeParams(enabled=False),
+        default_factory=CompositeParams,
         description="Stage-2 re-ranking (issue 12) as `evaluate` measures it; search's default.",
     )
 

@@ -18,6 +18,7 @@ def started_engine(settings: ServiceSettings) -> Engine:
     engine = Engine(settings)
     engine.start()
     assert engine.error is None, engine.error
+    assert engine.snapshot is not None and engine.snapshot.texts.ready.wait(60)
     return engine
 
 

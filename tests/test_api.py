@@ -44,7 +44,10 @@ def test_a_mark_finds_itself_first_with_metadata_and_thumbnail(served):
     assert [h["rank"] for h in hits] == [1, 2, 3, 4]
     top = hits[0]
     assert top["id"] == rows[5]["id"] and top["score"] > 0.9
-    assert top["components"] == {"ann": top["score"], "colour": None, "layout": None, "text": None}
+    assert top["components"] == {
+        "global": top["score"], "spatial": None, "text": None, "colour": None
+    }  # fmt: skip
+    assert body["rerank"]["on"] is False and body["rerank"]["terms_used"] == ["global"]
     assert top["metadata"]["vienna_codes"] == rows[5]["vienna_codes"]
     assert top["metadata"]["year"] == rows[5]["year"] and body["took_ms"] > 0
     thumb = c.get(top["thumbnail_url"])
@@ -61,18 +64,66 @@ def test_a_mark_finds_itself_first_with_metadata_and_thumbnail(served):
     )
 
 
-def test_word_element_and_rerank_components(served):
+def test_word_element_turns_stage_2_on_with_its_terms(served):
     c, rows = served
-    hits = search(c, rows[7]["image"], text=rows[7]["name"].upper(), k="5").json()["results"]
-    assert hits[0]["id"] == rows[7]["id"] and hits[0]["components"]["text"] == 1.0
-    assert all(h["components"]["text"] is not None for h in hits)
-    hits = search(c, rows[7]["image"], rerank="true", k="5").json()["results"]
-    assert hits[0]["id"] == rows[7]["id"]
-    parts = hits[0]["components"]
-    assert parts["colour"] > 0.99 and parts["layout"] > 0.99
-    assert hits[0]["score"] == pytest.approx(
-        parts["ann"] + 0.1 * parts["colour"] + 0.1 * parts["layout"], abs=1e-5
+    body = search(c, rows[7]["image"], text=rows[7]["name"].upper(), k="5").json()
+    hits, rerank = body["results"], body["rerank"]
+    assert rerank["on"] and hits[0]["id"] == rows[7]["id"]
+    assert hits[0]["components"]["text"] == 1.0  # phonetic, case and all
+    assert set(rerank["terms_used"]) == {"global", "text", "colour"}
+    # the default exported graph has no feature-map output: spatial absent, not zero
+    assert all(h["components"]["spatial"] is None for h in hits)
+    assert "feature-map output" in rerank["absent"]["spatial"]
+    w = rerank["weights"]
+    for h in hits:  # the score is the composite of the terms present, renormalised
+        parts = {t: v for t, v in h["components"].items() if v is not None}
+        expected = sum(w[t] * v for t, v in parts.items()) / sum(w[t] for t in parts)
+        assert h["score"] == pytest.approx(expected, abs=1e-5)
+    off = search(c, rows[7]["image"], text=rows[7]["name"], rerank="false", k="5").json()
+    assert off["rerank"]["on"] is False and off["results"][0]["components"]["text"] is None
+
+
+def test_weights_per_request_and_bad_weights(served):
+    c, rows = served
+    colour_only = search(
+        c, rows[3]["image"], rerank="true", weight_global="0", weight_spatial="0", k="5"
+    ).json()
+    assert colour_only["rerank"]["terms_used"] == ["colour"]
+    scores = [h["score"] for h in colour_only["results"]]
+    assert scores == [h["components"]["colour"] for h in colour_only["results"]]
+    assert colour_only["rerank"]["absent"]["global"] == "weight 0"
+    zero = {f"weight_{t}": "0" for t in ("global", "spatial", "text", "colour")}
+    for form, reason in [
+        (zero, "invalid_weights"),
+        ({"weight_spatial": "-1"}, "invalid_field"),
+        ({"weight_colour": "nan"}, "invalid_field"),
+        ({"weight_text": "1e9"}, "invalid_field"),
+        ({"weight_global": "heavy"}, "invalid_field"),
+        ({"weight_spatial": "inf"}, "invalid_field"),
+        ({"text": "KWIK FIT " * 100}, "invalid_field"),
+    ]:
+        bad = search(c, rows[3]["image"], **{"rerank": "true", **form})
+        assert (bad.status_code, bad.json()["reason"]) == (422, reason), (form, bad.text)
+    bad = search(c, rows[3]["image"], rerank="maybe")
+    assert (bad.status_code, bad.json()["reason"]) == (422, "invalid_field")
+
+
+def test_a_graph_with_a_local_output_adds_the_spatial_term(api_store):
+    """An exported graph that also outputs the local head (the query's patches and regions):
+    every stored candidate then has a spatial term, and a mark's own is ~1."""
+    root, rows = api_store
+    settings = ServiceSettings(
+        store=root, model=root.parent / "export-local.onnx", rate_per_minute=60_000
     )
+    engine = started_engine(settings)
+    assert engine.status()["query_local"] == "head" and engine.status()["local_descriptors"] == 120
+    with client(settings, engine) as c:
+        body = search(c, rows[11]["image"], rerank="true", k="10").json()
+    hits = body["results"]
+    assert set(body["rerank"]["terms_used"]) == {"global", "spatial", "colour"}
+    assert hits[0]["id"] == rows[11]["id"]
+    assert hits[0]["components"]["spatial"] == pytest.approx(1.0, abs=0.01)
+    assert all(h["components"]["spatial"] < 0.999 for h in hits[1:])
 
 
 def test_filters_vienna_prefix_and_year_range(served):
@@ -101,6 +152,8 @@ def test_batch(served):
     assert [q["results"][0]["id"] for q in queries] == [rows[i]["id"] for i in (1, 2, 3)]
     assert queries[1]["results"][0]["components"]["text"] == 1.0
     assert queries[0]["results"][0]["components"]["text"] is None
+    assert queries[1]["rerank"]["absent"] == {"spatial": queries[1]["rerank"]["absent"]["spatial"]}
+    assert "word element" in queries[0]["rerank"]["absent"]["text"]
     bad = c.post("/v1/search/batch", files=files, data={"texts": "[not json"})
     assert (bad.status_code, bad.json()["reason"]) == (422, "malformed_json")
     bad = c.post("/v1/search/batch", files=files, data={"texts": '["only one"]'})

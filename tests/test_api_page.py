@@ -33,7 +33,9 @@ def live(api_store):
     import uvicorn
 
     root, rows = api_store
-    settings = ServiceSettings(store=root, rate_per_minute=60_000, rate_burst=1000)
+    settings = ServiceSettings(  # the graph with a feature-map output: all four terms
+        store=root, model=root.parent / "export-local.onnx", rate_per_minute=60_000, rate_burst=1000
+    )
     app = create_app(settings, engine=started_engine(settings))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,6 +122,23 @@ def test_upload_results_crop_changes_results_and_filters(live, browser, tmp_path
     )
     page.screenshot(path=str(shots / "page-crop.png"), full_page=True)
 
+    # the word element turns stage 2 on: every hit shows its four terms
+    page.fill("#text", right["name"])
+    page.dispatch_event("#text", "change")
+    page.wait_for_function("document.getElementById('status').textContent.includes('re-ranked')")
+    reranked = result_ids(page)
+    assert reranked[0] == right["id"]
+    terms = page.eval_on_selector_all(
+        "#results .result >> nth=0 >> .term", "els => els.map(e => e.textContent)"
+    )
+    assert [t.split()[0] for t in terms] == ["global", "shape", "word", "colour"]
+    assert terms[2] == "word 1.000"
+    assert "re-ranked by global + spatial + text + colour" in page.text_content("#status")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(shots / "page-rerank.png"), full_page=True)
+
     # a filter: only marks whose Vienna codes start with 26.04
     page.fill("#vienna", "26.04")
     page.dispatch_event("#vienna", "change")
@@ -134,7 +153,8 @@ def test_upload_results_crop_changes_results_and_filters(live, browser, tmp_path
     page.click("#results .result >> nth=0")
     page.wait_for_selector("#modal[open]")
     assert page.text_content("#modal-id") == filtered[0]
-    assert "26.04" in page.text_content("#modal-meta")
+    meta = page.text_content("#modal-meta")
+    assert "26.04" in meta and "word term" in meta and "shape term" in meta
     page.screenshot(path=str(shots / "page-mark.png"))
     assert errors == []
     page.close()

@@ -82,8 +82,11 @@ engine = Engine(ServiceSettings(store={str(root)!r}))
 engine.start()
 assert engine.error is None, engine.error
 row = pq.read_table({str(root.parent / "marks.parquet")!r}).slice(3, 1).to_pylist()[0]
-(hits,), _ = engine.search([Query(decode_image(row["image"]))], SearchOptions(k=2, rerank=True))
-assert hits[0].id == row["id"], hits
+engine.snapshot.texts.ready.wait(60)
+query = Query(decode_image(row["image"]), text=row["text"])
+(ranking,), _ = engine.search([query], SearchOptions(k=2, rerank=True))  # stage 2, all terms
+assert ranking.hits[0].id == row["id"], ranking
+assert ranking.terms_used == ["global", "text", "colour"], ranking
 import logosim.service.app
 logosim.service.app.create_app(engine.settings, engine=engine).openapi()
 print("torch" in sys.modules)

@@ -10,6 +10,7 @@ from logosim.data.sources import open_source
 from logosim.preprocess.ocr import (
     OcrParams,
     TesseractMissingError,
+    WordBox,
     detect_words,
     has_text_strokes,
     metadata_words,
@@ -105,3 +106,15 @@ def test_missing_binary_is_a_clear_error(monkeypatch):
     assert not tesseract_available()
     with pytest.raises(TesseractMissingError):
         detect_words(logo_with_text(), OcrParams())
+
+
+def test_words_in_reading_order():
+    from logosim.preprocess.ocr_words import reading_order
+
+    boxes = [
+        WordBox(120, 52, 60, 20, 90.0, "FIT"),  # same line as KWIK, a little lower
+        WordBox(10, 50, 80, 20, 90.0, "KWIK"),
+        WordBox(10, 120, 90, 18, 90.0, "LIMITED"),
+    ]
+    assert reading_order(boxes) == "KWIK FIT LIMITED"
+    assert reading_order([]) == ""

@@ -23,6 +23,7 @@ from logosim.preprocess import stage as preprocess_module
 from logosim.preprocess.mask_store import MaskReader, masked_prepare
 from logosim.preprocess.ocr import OcrParams
 from logosim.preprocess.ocr_pool import Failure, OcrPool
+from logosim.preprocess.ocr_words import read_words, words_path
 from logosim.preprocess.stage import PreprocessParams, preprocess_chunk, preprocess_job
 from logosim.preprocess.text_mask import MaskFlag
 
@@ -73,6 +74,8 @@ def test_chunk_masks_real_text_and_logs_bad_files(store, logo_folder):
     assert reader.mask_for("logo0.png").shape == (224, 224)
     assert flags["logo3.png"] == flags["logo4.png"] == MaskFlag.NO_TEXT
     assert reader.flag_for("logo9.png") == MaskFlag.FAILED
+    words = read_words(store)  # the words OCR read, kept for stage 2's text term
+    assert [words.get(f"logo{n}.png") for n in range(5)] == ["ACME", "ZENITH", "BOLT", None, None]
     errors = preprocess_module.collect_preprocess_errors(store)
     lines = store.read_bytes(errors).decode().splitlines()
     assert len(lines) == 1 and '"not_an_image"' in lines[0] and '"preprocess"' in lines[0]
@@ -154,6 +157,12 @@ def test_flow_caches_chunks_and_feeds_the_embed_hook(store, logo_folder, prefect
     again = preprocess_flow(source, str(store.root), params.model_copy(update={"workers": 1}), 2)
     assert [m.path for m in first] == [m.path for m in again]
     assert [m.created for m in first] == [m.created for m in again]  # cached, not recomputed
+    # a store preprocessed before OCR words were kept gets them once; its masks do not change
+    for manifest in first:
+        store.path(words_path(manifest.path)).unlink()
+    added = preprocess_flow(source, str(store.root), params, 2)
+    assert [m.sha256 for m in added] == [m.sha256 for m in first]
+    assert read_words(store)["logo1.png"] == "ZENITH"
     assert store.path("preprocessing_errors.jsonl").read_text().count("not_an_image") == 1
     other = preprocess_flow(
         source, str(store.root), PreprocessParams(ocr=OcrParams(psm=6, prefilter=False)), 2

@@ -85,8 +85,11 @@ def test_describe_maps_matches_projection():
     assert ink[0, 0] == 0 and ink[2, 2] > 0.5
 
 
-def build(demo24, name: str, *, local: bool = True, corrupt: bool = False) -> ArtifactStore:
+def build(
+    demo24, name: str, *, local: bool = True, corrupt: bool = False, source=None
+) -> ArtifactStore:
     root, source_file, params, rows, features, blocks = demo24
+    source_file = source or source_file
     store = ArtifactStore(root / name)
     chunk = write_rows_chunk(store, rows, features)
     if local:
@@ -240,3 +243,52 @@ def test_crops_variant_finds_a_mark_beside_a_banner(demo24):
     params = SearchParams(k=3, composite=CompositeParams(enabled=True, variants=["crops"]))
     hits = Searcher(store).search_images([wide], params)[0]
     assert hits[0].id == rows[7]["id"]
+
+
+def test_ocr_words_are_the_text_term_where_the_source_has_none(demo24):
+    """The demo source has no text column values: the words OCR read (as the preprocess
+    stage stores them) become the marks' word elements; file names never do."""
+    from flows.commands.search import _mark_texts
+    from logosim.preprocess.ocr_words import write_words
+
+    root, source_file, *_ = demo24
+    wordless = root / "wordless.parquet"  # the demo without its text column
+    pq.write_table(pq.read_table(source_file).drop(["text"]), wordless)
+    store = build(demo24, "ocr", source=wordless)
+    rows = demo24[3]
+    searcher = Searcher(store)
+    assert _mark_texts(searcher) == {}  # no metadata text, no OCR words: no text at all
+    write_words(searcher.store, "masks/chunk.npz", [r["id"] for r in rows[:3]],
+                ["KWIK FIT", "", "ACME"])  # fmt: skip
+    searcher.mark_texts = _mark_texts(searcher)
+    assert searcher.mark_texts == {rows[0]["id"]: "KWIK FIT", rows[2]["id"]: "ACME"}
+    params = SearchParams(k=24, composite=CompositeParams(enabled=True, variants=[]))
+    hits = searcher.search_images([decode_image(rows[0]["image"])], params, ["Quick Fit"])[0]
+    terms = {h.id: h.terms["text"] for h in hits}
+    assert hits[0].id == rows[0]["id"] and terms[rows[0]["id"]] > 0.5
+    assert terms[rows[1]["id"]] is None and terms[rows[2]["id"]] < terms[rows[0]["id"]]
+
+
+def test_cli_is_off_by_default_and_the_copies_profile_re_ranks(demo24, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    store = build(demo24, "cli")
+    rows = demo24[3]
+    query = tmp_path / "q.png"
+    decode_image(rows[4]["image"]).save(query)
+    base = ["search", "--store", str(store.root), str(query), "-k", "3", "--json"]
+    plain = CliRunner().invoke(app, base)
+    assert plain.exit_code == 0, plain.output
+    hits = json.loads(plain.stdout.splitlines()[-1])["hits"]
+    assert hits[0]["id"] == rows[4]["id"] and hits[0]["terms"] is None  # no stage 2
+    copies = CliRunner().invoke(app, [*base, "--profile", "copies"])
+    assert copies.exit_code == 0, copies.output
+    hits = json.loads(copies.stdout.splitlines()[-1])["hits"]
+    assert hits[0]["id"] == rows[4]["id"]
+    assert hits[0]["terms"]["spatial"] is not None and hits[0]["terms"]["colour"] is not None
+    bad = CliRunner().invoke(app, [*base, "--profile", "brands"])
+    assert bad.exit_code == 2 and "copies" in bad.output

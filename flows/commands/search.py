@@ -33,16 +33,30 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--text", help="The query's word element, e.g. 'KWIK FIT' (re-ranking)."),
         ] = None,
+        profile: Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                help="Re-rank with a named profile (implies --rerank): 'default' (the issue's "
+                "weights) or 'copies' (fitted for edited copies: dev copies R@1 0.325 → 0.383, "
+                "brands 0.591 → 0.564; see README).",
+            ),
+        ] = None,
     ) -> None:
         """Search the index built by `logosim build` (no Prefect server needed)."""
         from logosim.data.decode import ImageDecodeError, decode_image
         from logosim.data.sources import SourceSpec
         from logosim.index.params import IndexUnavailableError
         from logosim.report.contact_sheet import contact_sheet, fetch_images
-        from logosim.search.composite import CompositeParams
+        from logosim.search.composite import PROFILES, CompositeParams
+        from logosim.search.composite import profile as named
         from logosim.search.searcher import Searcher, SearchParams
 
         composite = CompositeParams()
+        if profile is not None:
+            if profile not in PROFILES:
+                fail(f"unknown --profile {profile!r}: one of {', '.join(PROFILES)}", Exit.BAD_INPUT)
+            composite = named(profile)  # type: ignore[arg-type]
         if rerank is not None:
             composite = composite.model_copy(update={"enabled": rerank})
         try:
@@ -85,13 +99,19 @@ def register(app: typer.Typer) -> None:
 
 
 def _mark_texts(searcher) -> dict[str, str]:
-    """The indexed marks' word elements from the build's source (its ``text`` column / L3D
-    JSON); empty when the source has none (the text term is then absent)."""
+    """The indexed marks' word elements: the build source's metadata text (its ``text``
+    column / L3D JSON), else the OCR words of its preprocessing; empty when there are none
+    (the text term is then absent)."""
     from logosim.data.sources import SourceSpec, open_source
+    from logosim.search.mark_texts import gallery_texts
 
     try:
         source = SourceSpec.model_validate(searcher.index.manifest.meta.get("source", {}))
-        return {r.id: r.text for r in open_source(source).records(with_bytes=False) if r.text}
-    except Exception as exc:  # a moved source: search on without the text term
-        warn(f"mark texts unavailable ({type(exc).__name__}: {exc}); text term absent")
-        return {}
+        metadata = {r.id: r.text for r in open_source(source).records(with_bytes=False)}
+    except Exception as exc:  # a moved source: the stored OCR words may still serve
+        warn(f"source unavailable ({type(exc).__name__}: {exc}); trying stored OCR words")
+        metadata = dict.fromkeys(searcher.index.table.ids)
+    texts, origin = gallery_texts(searcher.store, metadata)
+    if origin is None:
+        warn("no indexed mark has text (metadata or OCR words): the text term is absent")
+    return texts

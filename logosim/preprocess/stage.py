@@ -38,6 +38,7 @@ from logosim.preprocess.ocr import (
     tesseract_available,
 )
 from logosim.preprocess.ocr_pool import Failure, OcrPool
+from logosim.preprocess.ocr_words import reading_order, write_words
 from logosim.preprocess.text_mask import MaskFlag, MaskParams, boxes_to_mask, classify
 
 STAGE = "preprocess"
@@ -200,6 +201,7 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
     available = bool(job.params.get("ocr_available", True)) and tesseract_available()
     records = open_source(job.source).records(job.chunk.start, job.chunk.stop, with_bytes=available)
     masks: list[ImageMask] = []
+    words: list[str] = []  # OCR words per image (a mark's word element without metadata)
     errors: list[ImageFailure] = []
     refs: dict[str, str] = {}
     if not available:
@@ -214,6 +216,7 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
         ):
             for result in analyse_records((i for i in items if i is not None), params, pool):
                 masks.append(ImageMask(result.id, result.flag, result.shape, result.runs))
+                words.append(reading_order(result.boxes))
                 if result.reason:
                     errors.append(
                         ImageFailure(
@@ -233,6 +236,15 @@ def preprocess_chunk(job: ChunkJob, progress: ProgressFn | None = None) -> Manif
         versions={"preprocess": job.version},
         meta={"chunk": job.chunk.name, "errors": len(errors), "ocr_available": available},
     )
+    if available:
+        write_words(
+            store,
+            manifest.path,
+            [m.id for m in masks],
+            words,
+            versions={"preprocess": job.version},
+            meta={"chunk": job.chunk.name},
+        )
     logger.info(f"{job.chunk.name}: masks for {len(masks)} images, {len(errors)} errors")
     return manifest
 

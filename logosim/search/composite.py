@@ -39,7 +39,11 @@ Variant = Literal["flip", "rot90", "rot270", "rot180", "crops"]
 class CompositeParams(BaseModel):
     """Stage-2 settings (a form in the Prefect UI and the evaluate flow)."""
 
-    enabled: bool = Field(True, description="Re-rank the ANN candidates by the composite score.")
+    enabled: bool = Field(
+        False,
+        description="Re-rank the ANN candidates by the composite score (off: it has not yet "
+        "measured a gain on both benches, notes/issue-12-rerank.md).",
+    )
     weight_global: float = Field(0.50, ge=0.0, description="Weight of the ANN (global) cosine.")
     weight_spatial: float = Field(0.35, ge=0.0, description="Weight of local-feature agreement.")
     weight_text: float = Field(0.10, ge=0.0, description="Weight of phonetic text similarity.")
@@ -56,6 +60,31 @@ class CompositeParams(BaseModel):
             [self.weight_global, self.weight_spatial, self.weight_text, self.weight_colour],
             dtype=np.float32,
         )
+
+
+Profile = Literal["default", "copies"]
+PROFILES: dict[str, dict] = {
+    # the issue's starting point (0.50 global, 0.35 spatial patches, 0.10 text, 0.05 colour)
+    "default": {},
+    # copy detection: fitted on train-split queries of both dev benches (bench_rerank.py,
+    # bench/results/rerank_logo.json). Test split, logo weights: copies R@1 0.325 → 0.383,
+    # brands 0.591 → 0.564. It finds edited copies of a mark and costs cross-design brands.
+    "copies": {
+        "weight_global": 0.50,
+        "weight_spatial": 0.05,
+        "spatial": "regions",
+        "weight_text": 0.10,
+        "weight_colour": 0.10,
+        "variants": ["flip", "rot90", "rot270"],
+    },
+}
+
+
+def profile(name: Profile, **changes) -> CompositeParams:
+    """A named set of stage-2 settings, switched on, with ``changes`` on top."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown re-rank profile {name!r}: one of {', '.join(PROFILES)}")
+    return CompositeParams(enabled=True, **{**PROFILES[name], **changes})
 
 
 @dataclass

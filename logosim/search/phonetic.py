@@ -169,6 +169,28 @@ class TextTable:
             [self._self(c) for c in self.keys], dtype=np.float32
         )  # aline-ipa only; Metaphone uses lengths
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What ``from_arrays`` needs: codes, lengths, self scores and the method."""
+        return {
+            "codes": self.codes,
+            "lengths": self.lengths,
+            "self_scores": self.self_scores,
+            "method": np.asarray(self.method),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays, phonemizer: Phonemizer | None = None) -> TextTable:
+        """A table saved with ``arrays`` (the same method must still be available)."""
+        table = cls.__new__(cls)
+        table.phonemizer = phonemizer or default_phonemizer()
+        table.method = str(arrays["method"])
+        if table.method != table.phonemizer.method:
+            raise ValueError(f"saved with {table.method}, {table.phonemizer.method} available")
+        table.codes, table.lengths = arrays["codes"], arrays["lengths"]
+        table.self_scores = arrays["self_scores"]
+        table.texts, table.keys = [], []
+        return table
+
     def _keys(self, texts: list[str]) -> list:
         if self.method == "aline-ipa":
             present = [t for t in texts if t]

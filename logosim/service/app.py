@@ -28,9 +28,10 @@ from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from logosim.data.decode import DecompressionBombError, ImageDecodeError, decode_image
+from logosim.search.composite import PROFILES, CompositeParams, Profile
 from logosim.service import schemas
 from logosim.service.config import ServiceSettings
-from logosim.service.engine import Engine, EngineError, Query, SearchOptions
+from logosim.service.engine import WEIGHTS, Engine, EngineError, Query, SearchOptions
 from logosim.service.security import BODY_TOO_LARGE, Gate, TokenBuckets
 
 STATIC = Path(__file__).parent / "static"
@@ -42,7 +43,27 @@ KEYED = [Depends(API_KEY)]  # documents the header; the Gate checks it
 ERRORS = {code: {"model": schemas.Error} for code in (400, 401, 403, 404, 413, 415, 422, 429)}
 
 K = Annotated[int, Form(ge=1, le=100, description="Hits returned (1–100).")]
-Rerank = Annotated[bool, Form(description="Re-rank by colour and layout.")]
+Rerank = Annotated[
+    str | None,
+    Form(
+        pattern=r"^(?i:true|false|on|off|1|0|yes|no)$",
+        description="Stage-2 re-ranking of the top 1,000: the composite of global, spatial, "
+        "text and colour terms (as `logosim search --rerank`). Default: on when a word "
+        "element is given, else off.",
+    ),
+]  # a string: FastAPI reads a missing boolean form field as false, not as "not given"
+ProfileName = Annotated[
+    Profile | None,
+    Form(
+        description="Named stage-2 settings, on top of which weights apply: 'default' or "
+        "'copies' (fitted for edited copies: dev copies R@1 0.325 → 0.383, brands 0.591 → "
+        "0.564). Turns re-ranking on unless rerank=false."
+    ),
+]
+Weight = Annotated[
+    float | None,
+    Form(ge=0, le=100, allow_inf_nan=False, description="Composite weight (default: the CLI's)."),
+]
 Vienna = Annotated[
     str | None,
     Form(max_length=16, pattern=r"^[0-9.]*$", description="Vienna code prefix, e.g. 26.01"),
@@ -168,18 +189,44 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
         return Query(image=image, text=text)
 
     def options(
-        k: int, rerank: bool, vienna: str | None, year_min: int | None, year_max: int | None
+        k: int,
+        rerank: str | None,
+        profile: str | None,
+        texts: list[str | None],
+        weights: dict[str, float | None],
+        vienna: str | None,
+        year_min: int | None,
+        year_max: int | None,
     ) -> SearchOptions:
         if year_min is not None and year_max is not None and year_min > year_max:
             raise fail(422, "invalid_year_range", f"year_min {year_min} > year_max {year_max}")
+        base = CompositeParams(**PROFILES[profile]) if profile else CompositeParams()
+        composite = base.model_copy(
+            update={WEIGHTS[t]: w for t, w in weights.items() if w is not None}
+        )
+        if composite.weights().sum() <= 0:
+            raise fail(422, "invalid_weights", "at least one composite weight must be above 0")
+        given = any(t and t.strip() for t in texts)
         return SearchOptions(
             k=k,
-            rerank=rerank,
+            rerank=(rerank.lower() in ("true", "on", "1", "yes"))
+            if rerank is not None
+            else (given or bool(profile) or composite.enabled),
+            composite=composite,
             vienna_prefix=vienna or None,
             year_min=year_min,
             year_max=year_max,
             candidates=settings.candidates,
         )
+
+    def rerank_info(ranking, opts: SearchOptions) -> dict:
+        return {
+            "on": opts.rerank,
+            "variants": list(opts.composite.variants),
+            "weights": {t: getattr(opts.composite, name) for t, name in WEIGHTS.items()},
+            "terms_used": ranking.terms_used,
+            "absent": ranking.absent,
+        }
 
     async def run_search(queries: list[Query], opts: SearchOptions):
         try:
@@ -191,7 +238,7 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
         except EngineError as exc:
             raise fail(503, "not_ready", str(exc)) from exc
 
-    def results(hits, snapshot) -> list[dict]:
+    def results(ranking, snapshot) -> list[dict]:
         return [
             {
                 "id": h.id,
@@ -201,7 +248,7 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
                 "metadata": snapshot.catalog.metadata(h.id) or {},
                 "thumbnail_url": thumbnail_url(h.id),
             }
-            for h in hits
+            for h in ranking.hits
         ]
 
     @app.post(
@@ -215,18 +262,26 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
         image: Annotated[UploadFile, File(description="The query image.")],
         text: Text = None,
         k: K = 10,
-        rerank: Rerank = False,
+        rerank: Rerank = None,
+        profile: ProfileName = None,
+        weight_global: Weight = None,
+        weight_spatial: Weight = None,
+        weight_text: Weight = None,
+        weight_colour: Weight = None,
         vienna: Vienna = None,
         year_min: Year = None,
         year_max: Year = None,
     ) -> dict:
         """Marks most similar to one image (multipart form, file in field ``image``)."""
         started = time.perf_counter()
-        opts = options(k, rerank, vienna, year_min, year_max)
+        weights = {"global": weight_global, "spatial": weight_spatial, "text": weight_text,
+                   "colour": weight_colour}  # fmt: skip
+        opts = options(k, rerank, profile, [text], weights, vienna, year_min, year_max)
         query = await read_query(image, text)
-        (hits,), snapshot = await run_search([query], opts)
+        (ranking,), snapshot = await run_search([query], opts)
         return {
-            "results": results(hits, snapshot),
+            "results": results(ranking, snapshot),
+            "rerank": rerank_info(ranking, opts),
             "index_version": snapshot.version,
             "took_ms": round((time.perf_counter() - started) * 1e3, 2),
         }
@@ -245,7 +300,12 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
             Form(max_length=20_000, description='JSON list of word elements, e.g. ["ACME", null]'),
         ] = None,
         k: K = 10,
-        rerank: Rerank = False,
+        rerank: Rerank = None,
+        profile: ProfileName = None,
+        weight_global: Weight = None,
+        weight_spatial: Weight = None,
+        weight_text: Weight = None,
+        weight_colour: Weight = None,
         vienna: Vienna = None,
         year_min: Year = None,
         year_max: Year = None,
@@ -267,11 +327,15 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
             if not all(t is None or (isinstance(t, str) and len(t) <= 200) for t in parsed):
                 raise fail(422, "invalid_field", "texts: each entry a string (≤ 200) or null")
             words = parsed
-        opts = options(k, rerank, vienna, year_min, year_max)
+        weights = {"global": weight_global, "spatial": weight_spatial, "text": weight_text,
+                   "colour": weight_colour}  # fmt: skip
+        opts = options(k, rerank, profile, words, weights, vienna, year_min, year_max)
         queries = [await read_query(im, w) for im, w in zip(images, words, strict=True)]
         found, snapshot = await run_search(queries, opts)
         return {
-            "queries": [{"results": results(hits, snapshot)} for hits in found],
+            "queries": [
+                {"results": results(r, snapshot), "rerank": rerank_info(r, opts)} for r in found
+            ],
             "index_version": snapshot.version,
             "took_ms": round((time.perf_counter() - started) * 1e3, 2),
         }

@@ -48,7 +48,7 @@ class ServiceSettings(BaseSettings):
     timeout_s: float = Field(10.0, gt=0, description="Per-request time limit for a search.")
     cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty.")
     candidates: int = Field(
-        100, ge=1, le=1000, description="ANN candidates re-ranked (colour, layout, word)."
+        1000, ge=1, le=1000, description="ANN candidates stage 2 re-ranks (the CLI's K)."
     )
     reload_interval_s: float = Field(
         2.0, ge=0, description="How often to look for a new index version (0: never)."

@@ -8,15 +8,16 @@ fails a request: the new snapshot is loaded beside the old one and swapped in on
 assignment; the old one goes when its last request is done.
 
 Query path: decode (done by the caller) → the exported model (no PyTorch) → descriptor
-transform → α-query expansion → ANN (filters as a FAISS id selector) → optional re-rank
-(colour, layout, word element) → hits.
+transform → α-query expansion → ANN (filters as a FAISS id selector) → optional stage-2
+re-rank → hits. The re-rank is the CLI's (``logosim.search.stage2``): the query and its
+variants search the index, and the top K candidates are ordered by the composite of global,
+spatial (stored local descriptors), text (phonetic) and colour terms, each hit carrying them.
+A term that cannot be computed is absent, not zero, and the response says why.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -35,13 +36,23 @@ from logosim.embed.pca import Descriptors, l2_normalize
 from logosim.index.ids import search_params
 from logosim.index.logo_index import LogoIndex, index_pca
 from logosim.index.params import IDS_FILE, INDEX_FILE
-from logosim.search.rerank import RerankParams, cues
+from logosim.search.composite import TERMS, CompositeParams
+from logosim.search.local import HOW_TO_ADD, LocalTable
+from logosim.search.stage2 import (
+    candidate_union,
+    query_variants,
+    ranked_terms,
+    score_query,
+    text_scores,
+)
 from logosim.service.catalog import LRU, Catalog
 from logosim.service.config import ServiceSettings
 from logosim.service.querymodel import QueryModel, QueryModelError
+from logosim.service.texts import MarkTexts
 
 EXPORTED_MODEL = "export/logosim-fp32.onnx"
-WEIGHT_TEXT = 0.2  # the word element's weight next to the ANN score (1.0)
+WEIGHTS = {"global": "weight_global", "spatial": "weight_spatial", "text": "weight_text",
+           "colour": "weight_colour"}  # fmt: skip
 
 
 def published_version(store: ArtifactStore) -> str | None:
@@ -67,11 +78,12 @@ class Query:
 class SearchOptions:
     k: int = 10
     rerank: bool = False
+    composite: CompositeParams = field(default_factory=CompositeParams)
     vienna_prefix: str | None = None
     year_min: int | None = None
     year_max: int | None = None
     ef_search: int | None = None
-    candidates: int = 100
+    candidates: int = 1000
 
 
 @dataclass
@@ -79,7 +91,16 @@ class Hit:
     id: str
     rank: int
     score: float
-    components: dict[str, float | None]
+    components: dict[str, float | None]  # global, spatial, text, colour; None = absent
+
+
+@dataclass
+class Ranking:
+    """One query's hits and which composite terms took part (or why not)."""
+
+    hits: list[Hit]
+    terms_used: list[str]
+    absent: dict[str, str]  # term → why it is absent for this query
 
 
 class Vectors(Protocol):
@@ -158,21 +179,10 @@ class Snapshot:
     describe: Descriptors
     catalog: Catalog
     loaded_ms: float
-    cue_cache: LRU = field(default_factory=lambda: LRU(20_000))  # ~2.6 KB a mark
+    index: LogoIndex  # stored vectors of candidates found by a query variant
+    local: LocalTable  # the marks' local descriptor blocks (spatial and colour terms)
+    texts: MarkTexts  # the marks' word elements as phonetic codes (text term)
     thumbnails: LRU = field(default_factory=lambda: LRU(2_000))  # PNG bytes, ~15 KB each
-
-
-def _norm_text(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", text.casefold())
-
-
-def text_similarity(a: str | None, b: str | None) -> float | None:
-    """The word elements' similarity in [0, 1] (None when the query has none)."""
-    if not a or not _norm_text(a):
-        return None
-    if not b or not _norm_text(b):
-        return 0.0
-    return difflib.SequenceMatcher(None, _norm_text(a), _norm_text(b)).ratio()
 
 
 class Engine:
@@ -256,6 +266,9 @@ class Engine:
             describe=describe,
             catalog=catalog,
             loaded_ms=round((time.perf_counter() - started) * 1e3, 1),
+            index=index,
+            local=LocalTable(self.store),
+            texts=MarkTexts(self.store, catalog, version or "").start(),
         )
 
     def start(self) -> None:
@@ -316,74 +329,99 @@ class Engine:
 
     def search(
         self, queries: Sequence[Query], options: SearchOptions
-    ) -> tuple[list[list[Hit]], Snapshot]:
+    ) -> tuple[list[Ranking], Snapshot]:
         snapshot = self.snapshot
         if snapshot is None or self.model is None:
             raise EngineError(self.error or "still loading")
+        if options.rerank:
+            return [self._stage2(snapshot, q, options) for q in queries], snapshot
         vectors = snapshot.describe(self.embed([q.image for q in queries]))
         vectors = snapshot.vectors.expand(vectors, options.ef_search)
-        has_text = any(q.text and _norm_text(q.text) for q in queries)
-        depth = max(options.candidates, options.k) if options.rerank or has_text else options.k
-        found = snapshot.vectors.search(vectors, depth, options)
-        results = []
-        for query, candidates in zip(queries, found, strict=True):
-            results.append(self._rank(snapshot, query, candidates, options))
-        return results, snapshot
-
-    def _cues(self, snapshot: Snapshot, ids: list[str]) -> tuple[np.ndarray, ...]:
-        colour, layout, ok = [], [], []
-        for mark in ids:
-            cached = snapshot.cue_cache.get(mark)
-            if cached is None:
-                image = snapshot.catalog.image(mark)
-                c, lay, found = cues([image])
-                cached = (c[0], lay[0], bool(found[0]))
-                snapshot.cue_cache.put(mark, cached)
-            colour.append(cached[0])
-            layout.append(cached[1])
-            ok.append(cached[2])
-        return np.stack(colour), np.stack(layout), np.array(ok)
-
-    def _rank(
-        self,
-        snapshot: Snapshot,
-        query: Query,
-        candidates: list[tuple[str, float]],
-        options: SearchOptions,
-    ) -> list[Hit]:
-        if not candidates:
-            return []
-        ids = [c[0] for c in candidates]
-        ann = np.array([c[1] for c in candidates], dtype=np.float32)
-        weights = RerankParams()
-        score = weights.weight_ann * ann
-        parts: dict[str, np.ndarray | None] = {"ann": ann, "colour": None, "layout": None}
-        if options.rerank:
-            q_colour, q_layout, _ = cues([query.image])
-            colour, layout, ok = self._cues(snapshot, ids)
-            parts["colour"] = (colour @ q_colour[0]) * ok
-            parts["layout"] = (layout @ q_layout[0]) * ok
-            score = score + weights.weight_colour * parts["colour"]
-            score = score + weights.weight_layout * parts["layout"]
-        text = [text_similarity(query.text, snapshot.catalog.text_of(m)) for m in ids]
-        if any(t is not None for t in text):
-            parts["text"] = np.array([t or 0.0 for t in text], dtype=np.float32)
-            score = score + WEIGHT_TEXT * parts["text"]
-        else:
-            parts["text"] = None
-        order = np.argsort(-score, kind="stable")[: options.k]
-        return [
-            Hit(
-                id=ids[i],
-                rank=rank,
-                score=round(float(score[i]), 6),
-                components={
-                    name: None if values is None else round(float(values[i]), 6)
-                    for name, values in parts.items()
-                },
+        found = snapshot.vectors.search(vectors, options.k, options)
+        off = {t: "re-ranking is off" for t in TERMS[1:]}
+        rankings = [
+            Ranking(
+                [
+                    Hit(mark, rank, round(score, 6), {"global": round(score, 6)} | dict.fromkeys(TERMS[1:]))
+                    for rank, (mark, score) in enumerate(hits, start=1)
+                ],
+                ["global"],
+                off,
             )
-            for rank, i in enumerate(order, start=1)
-        ]
+            for hits in found
+        ]  # fmt: skip
+        return rankings, snapshot
+
+    def _stage2(self, snapshot: Snapshot, query: Query, options: SearchOptions) -> Ranking:
+        """The CLI's stage 2 (``Searcher.search_images`` with the composite on) for one query."""
+        assert self.model is not None
+        cp = options.composite
+        images = query_variants(query.image, list(cp.variants))
+        embedded = self.model.embed(images)
+        vectors = snapshot.vectors.expand(
+            snapshot.describe(l2_normalize(embedded.vectors)), options.ef_search
+        )
+        depth = max(options.candidates, options.k)
+        deep = SearchOptions(
+            **{**options.__dict__, "ef_search": max(options.ef_search or 0, depth)}
+        )
+        found = snapshot.vectors.search(vectors, depth, deep)  # every variant searches
+        ids = candidate_union([[mark for mark, _ in hits] for hits in found])
+        absent = self._absent(snapshot, query, embedded.spatial, embedded.blocks.shape[1], cp)
+        text_table = snapshot.texts.lookup() if "text" not in absent else None
+        scored = score_query(
+            ids,
+            vectors,
+            dict(found[0]),
+            cp,
+            stored=snapshot.index.vectors,
+            blocks=embedded.blocks,
+            query_spatial="spatial" not in absent,
+            local=snapshot.local,
+            text=text_scores(text_table, query.text, ids),
+        )
+        hits = [
+            Hit(ids[pos], rank, round(score, 6),
+                {t: None if v is None else round(v, 6) for t, v in terms.items()})
+            for rank, (pos, score, terms) in enumerate(ranked_terms(scored, options.k), 1)
+        ]  # fmt: skip
+        used = [  # terms that counted: present for some hit and weighted
+            t for t in TERMS
+            if getattr(cp, WEIGHTS[t]) > 0 and any(h.components[t] is not None for h in hits)
+        ]  # fmt: skip
+        for term in TERMS:
+            if term not in used and term not in absent and hits:
+                absent[term] = "no candidate among the hits has it"
+        return Ranking(hits, used, absent)
+
+    def _absent(
+        self, snapshot: Snapshot, query: Query, spatial: bool, slots: int, cp: CompositeParams
+    ) -> dict[str, str]:
+        """Terms this query cannot have, with the reason (its weight then renormalises away)."""
+        absent: dict[str, str] = {}
+        for term, name in WEIGHTS.items():
+            if getattr(cp, name) <= 0:
+                absent[term] = "weight 0"
+        if not len(snapshot.local):
+            for term in ("spatial", "colour"):
+                absent.setdefault(term, f"the store has no local descriptors: {HOW_TO_ADD}")
+        if not spatial:
+            absent.setdefault(
+                "spatial",
+                "the query model has no feature-map output (export it with one to score "
+                "local descriptors)",
+            )
+        elif snapshot.local.layout is not None and snapshot.local.layout.slots != slots:
+            absent.setdefault(
+                "spatial", "the query model's feature map does not match the stored grid"
+            )
+        if not query.text or not query.text.strip():
+            absent.setdefault("text", "the query has no word element")
+        else:
+            why = snapshot.texts.why_absent()
+            if why:
+                absent.setdefault("text", why)
+        return absent
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -400,4 +438,7 @@ class Engine:
             "ready_after_s": self.ready_after_s,
             "reloads": self.reloads,
             "error": self.error,
+            "local_descriptors": len(snapshot.local) if snapshot else 0,
+            "query_local": (self.model.local if self.model else None),
+            "text_source": snapshot.texts.source if snapshot else None,
         }

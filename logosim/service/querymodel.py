@@ -4,6 +4,16 @@
 settings in the ONNX metadata (``logosim.*``). The service reads them with ``onnx`` alone
 and runs the graph on OpenVINO (CPU, the fastest measured here) or ONNX Runtime (CUDA, or
 where OpenVINO is missing). ``logosim.runtime`` has the same runners but imports torch.
+
+The graph may also give the query's **local descriptors** for stage-2 re-ranking (issue 12),
+which the service then assembles into the blocks of ``logosim.embed.local_features``:
+- a second output of ``(N, (h·w + R)·64)`` or ``(N, h·w + R, 64)``: the in-graph local head's
+  projected patches then regions (what the embed stage's ``-map`` graphs append);
+- a second output of ``(N, C, h, w)``: the raw last feature map, projected here with the
+  shipped projection of the weights named in ``logosim.weights_digest``;
+- or one output wider than ``logosim.dim``: the vector with the head's output appended.
+Without any of them the query has no local descriptors: the spatial term is absent (the
+colour histogram is still computed from the pixels).
 """
 
 from __future__ import annotations
@@ -36,6 +46,18 @@ class ModelInfo:
     dim: int
     has_pca: bool
     precision: str
+    outputs: tuple[tuple[int, ...], ...] = ()  # each graph output's shape (0 = dynamic)
+    weights_digest: str | None = None  # identifies the local projection of a raw map output
+
+
+@dataclass
+class QueryEmbedding:
+    """A batch of queries: vectors (N, dim), and local blocks (N, slots, 64) fp16 whose
+    patch/region slots are filled only when ``spatial`` (the colour slot always is)."""
+
+    vectors: np.ndarray
+    blocks: np.ndarray
+    spatial: bool
 
 
 def read_model_info(path: Path) -> ModelInfo:
@@ -50,6 +72,9 @@ def read_model_info(path: Path) -> ModelInfo:
     except Exception as exc:
         raise QueryModelError(f"{path}: not a readable ONNX model ({exc})") from exc
     meta = {p.key: p.value for p in proto.metadata_props}
+    outputs = tuple(
+        tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in proto.graph.output
+    )
     if f"{META_PREFIX}image_size" not in meta or f"{META_PREFIX}dim" not in meta:
         raise QueryModelError(f"{path}: no logosim metadata; export it with `logosim export`")
     return ModelInfo(
@@ -59,6 +84,8 @@ def read_model_info(path: Path) -> ModelInfo:
         dim=int(meta[f"{META_PREFIX}dim"]),
         has_pca=meta.get(f"{META_PREFIX}pca", "False") == "True",
         precision=meta.get(f"{META_PREFIX}precision", "fp32"),
+        outputs=outputs,
+        weights_digest=meta.get(f"{META_PREFIX}weights_digest"),
     )
 
 
@@ -92,7 +119,12 @@ class QueryModel:
             compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
             request = compiled.create_infer_request()
             self.runtime = "openvino"
-            self._run = lambda batch: np.array(request.infer({0: batch})[0], dtype=np.float32)
+
+            def run(batch: np.ndarray) -> list[np.ndarray]:
+                found = request.infer({0: batch})
+                return [np.array(found[i], dtype=np.float32) for i in range(len(found))]
+
+            self._run = run
         else:
             import onnxruntime as ort
 
@@ -108,8 +140,32 @@ class QueryModel:
             self.runtime = (
                 "onnxruntime-" + session.get_providers()[0].replace("ExecutionProvider", "").lower()
             )
-            self._run = lambda batch: session.run(None, {name: batch})[0].astype(np.float32)
-        logger.info(f"query model {path.name}: {self.runtime}, {self.info.dim}-d output")
+            self._run = lambda batch: [
+                np.asarray(o, dtype=np.float32) for o in session.run(None, {name: batch})
+            ]
+        self._projection = None
+        self.local = self._local_kind()
+        logger.info(
+            f"query model {path.name}: {self.runtime}, {self.info.dim}-d output, "
+            f"local descriptors: {self.local or 'none (spatial term absent)'}"
+        )
+
+    def _local_kind(self) -> str | None:
+        """'head' (projected patches + regions), 'map' (raw feature map) or None."""
+        outputs = self.info.outputs
+        if len(outputs) >= 2:
+            rank = len(outputs[1])
+            if rank == 4:
+                if not self.info.weights_digest:
+                    logger.warning(
+                        "the query model's feature map comes with no logosim.weights_digest: "
+                        "its local projection is unknown, so the spatial term is absent"
+                    )
+                    return None
+                return "map"
+            return "head" if rank in (2, 3) else None
+        wide = len(outputs) == 1 and len(outputs[0]) == 2 and outputs[0][1] > self.info.dim
+        return "appended" if wide else None
 
     @property
     def dim(self) -> int:
@@ -119,6 +175,62 @@ class QueryModel:
         return to_array(to_model_input(image, self.info.image_size, self.info.normalize))  # type: ignore[arg-type]
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.embed(images).vectors
+
+    def embed(self, images: Sequence[Image.Image]) -> QueryEmbedding:
+        """Vectors and local blocks (colour always; patches and regions when the graph has
+        the outputs for them)."""
+        from logosim.embed.local_features import LOCAL_DIM, Layout, colour_and_ink
+
         batch = np.stack([self.pixels(im) for im in images])
         with self._lock:  # one compiled request: inference is serialised, decode is not
-            return self._run(batch)
+            outputs = self._run(batch)
+        vectors = outputs[0][:, : self.dim]
+        local = self._local_parts(outputs, batch)
+        n = len(batch)
+        grid = local[0] if local is not None else (7, 7)
+        layout = Layout(grid)
+        blocks = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
+        colour, ink = colour_and_ink(batch, grid)
+        blocks[:, layout.colour] = colour
+        shown = min(layout.patches, LOCAL_DIM)
+        blocks[:, layout.ink, :shown] = ink[:, :shown]
+        if local is not None:
+            _, patches, regions = local
+            blocks[:, layout.patch_slice] = patches
+            blocks[:, layout.region_slice] = regions
+        return QueryEmbedding(np.ascontiguousarray(vectors), blocks, local is not None)
+
+    def _local_parts(self, outputs: list[np.ndarray], batch: np.ndarray):
+        """(grid, patches (N, h·w, 64), regions (N, R, 64)) from the graph, or None."""
+        from logosim.embed.local_features import (
+            LOCAL_DIM,
+            describe_maps,
+            load_projection,
+            region_masks,
+        )
+
+        if self.local is None:
+            return None
+        n = len(batch)
+        if self.local == "map":
+            maps = outputs[1]
+            if self._projection is None:
+                self._projection = load_projection(self.info.weights_digest or "", maps.shape[1])
+            h, w = maps.shape[2:]
+            blocks = describe_maps(maps, batch, self._projection)
+            from logosim.embed.local_features import Layout
+
+            layout = Layout((h, w))
+            return (h, w), blocks[:, layout.patch_slice], blocks[:, layout.region_slice]
+        raw = outputs[1] if self.local == "head" else outputs[0][:, self.dim :]
+        raw = raw.reshape(n, -1)
+        if raw.shape[1] == 0 or raw.shape[1] % LOCAL_DIM:
+            return None
+        slots = raw.shape[1] // LOCAL_DIM
+        for side in range(1, 33):  # h·w patches + R regions, a square grid
+            regions = len(region_masks(side, side))
+            if side * side + regions == slots:
+                local = raw.reshape(n, slots, LOCAL_DIM)
+                return (side, side), local[:, : side * side], local[:, side * side :]
+        return None

@@ -148,6 +148,8 @@ async function search() {
   }
 }
 
+const TERMS = [["global", "global"], ["spatial", "shape"], ["text", "word"], ["colour", "colour"]];
+
 function fmt(v) { return v === null || v === undefined ? "–" : v.toFixed(3); }
 
 async function thumbnail(img, url) {
@@ -158,9 +160,15 @@ async function thumbnail(img, url) {
 function render(body) {
   const list = $("results");
   list.replaceChildren();
+  const rr = body.rerank || { on: false, terms_used: [], absent: {} };
   $("status").textContent =
     `${body.results.length} marks · ${body.took_ms} ms · index ${body.index_version}` +
-    (state.crop ? " · searching the selected part" : "");
+    (state.crop ? " · searching the selected part" : "") +
+    (rr.on ? ` · re-ranked by ${rr.terms_used.join(" + ")}` : "");
+  // why a term took no part (no feature-map output, no word element…): shown, not hidden
+  const why = rr.on ? Object.entries(rr.absent).filter(([t, r]) => r !== "weight 0") : [];
+  $("absent").hidden = !why.length;
+  $("absent").textContent = why.map(([t, r]) => `${t}: ${r}`).join(" · ");
   for (const hit of body.results) {
     const li = document.createElement("li");
     li.className = "result";
@@ -169,16 +177,15 @@ function render(body) {
     img.alt = hit.id;
     thumbnail(img, hit.thumbnail_url);
     const c = hit.components, m = hit.metadata;
-    const parts = [`ann ${fmt(c.ann)}`];
-    if (c.colour !== null) parts.push(`colour ${fmt(c.colour)}`);
-    if (c.layout !== null) parts.push(`layout ${fmt(c.layout)}`);
-    if (c.text !== null) parts.push(`word ${fmt(c.text)}`);
+    // the composite's terms, each as the hit carries it ("–" = absent for this hit)
+    const parts = TERMS.filter(([key]) => rr.on || key === "global")
+      .map(([key, label]) => `<span class="term" data-term="${key}">${label} ${fmt(c[key])}</span>`);
     li.innerHTML = `<span class="rank">#${hit.rank}</span>`;
     li.append(img);
     const info = document.createElement("div");
     info.innerHTML =
       `<div class="id"></div><div class="score">${fmt(hit.score)}</div>` +
-      `<div class="parts">${parts.join(" · ")}</div><div class="meta"></div>`;
+      `<div class="parts">${parts.join("")}</div><div class="meta"></div>`;
     info.querySelector(".id").textContent = hit.id;
     info.querySelector(".meta").textContent =
       [(m.vienna_codes || []).join(", "), m.year || "", m.text || ""].filter(Boolean).join(" · ");
@@ -196,8 +203,9 @@ async function openMark(hit) {
   thumbnail($("modal-image"), `${hit.thumbnail_url}?size=512`);
   const dl = $("modal-meta");
   dl.replaceChildren();
+  // the terms under their page names, so the mark's own "text" (its word element) stays
   const rows = { score: fmt(hit.score), ...Object.fromEntries(
-    Object.entries(hit.components).map(([k, v]) => [k, fmt(v)])), ...mark.metadata };
+    TERMS.map(([k, label]) => [`${label} term`, fmt(hit.components[k])])), ...mark.metadata };
   for (const [k, v] of Object.entries(rows)) {
     if (v === null || v === undefined || v === "") continue;
     const dt = document.createElement("dt"), dd = document.createElement("dd");
@@ -208,7 +216,7 @@ async function openMark(hit) {
 }
 
 $("options").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
-for (const id of ["k", "rerank", "vienna", "year-min", "year-max"]) $(id).addEventListener("change", search);
+for (const id of ["k", "rerank", "text", "vienna", "year-min", "year-max"]) $(id).addEventListener("change", search);
 $("api-key").value = localStorage.getItem("logosim-api-key") || "";
 $("api-key").addEventListener("change", () => { localStorage.setItem("logosim-api-key", apiKey()); search(); });
 loadStatus();
