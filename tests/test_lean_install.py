@@ -58,7 +58,7 @@ assert engine.error is None, engine.error
 client = TestClient(create_app(settings, engine=engine), client=("127.0.0.1", 50000))
 with open(sys.argv[2], "rb") as fh:
     r = client.post("/v1/search", files={"image": ("q.png", fh.read(), "image/png")},
-                    data={"k": "3"})
+                    data={"k": "3", "rerank": "true"})
 engine.stop()
 print(json.dumps({"status": r.status_code, "body": r.json()}))
 """
@@ -158,3 +158,6 @@ def test_a_plain_install_builds_evaluates_searches_clusters_exports_and_serves(
     served = _last_json(_lean("-c", API_CHECK, store, str(query)))
     assert served["status"] == 200, served
     assert served["body"]["results"][0]["id"] == first["id"]
+    # the exported graph's second output gives the query's local descriptors: stage 2 scores
+    # shape agreement too
+    assert "spatial" in served["body"]["rerank"]["terms_used"], served["body"]["rerank"]
