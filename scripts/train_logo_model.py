@@ -13,7 +13,8 @@ run in short holds:
 
 With the defaults it reproduces the shipped ``logosim/embed/weights/lite0-logo-v1.pt``
 (``train/best.pt``; docs/model.md): the 8-epoch schedule at peak lr 2e-4, stopped after
-epoch 0 (~3 min on 2 cores).
+epoch 0 (~3 min on 2 cores). Longer runs did not help: at peak lr 2e-4 or 5e-5 the val
+figures fall in epoch 1 and do not recover (notes/issue-16-tuned-model.md, second round).
 
 The store must hold the dev bench's splits (`logosim build --source BENCH --group-column
 group --store DIR` writes them; the script copies them from ``--splits-from`` when missing).

@@ -190,6 +190,19 @@ def test_trim_mode_pads_on_the_background_and_keeps_unframed_images_whole():
     assert content_box(Image.new("RGB", (50, 80), (255, 255, 255))) is None
 
 
+def test_trim_small_trims_only_a_mark_well_inside_its_canvas():
+    small = Image.new("RGB", (400, 400), (255, 255, 255))
+    small.paste((0, 0, 200), (150, 150, 250, 250))  # spans 25 % of the side: trimmed
+    assert np.array_equal(
+        to_model_input(small, 96, "trim_small"), to_model_input(small, 96, "trim")
+    )
+    large = Image.new("RGB", (400, 300), (240, 240, 240))
+    large.paste((0, 0, 200), (40, 40, 360, 260))  # spans 80 % of the longer side: left whole
+    kept = to_model_input(large, 96, "trim_small")
+    assert np.array_equal(kept, to_model_input(large, 96, "pad"))
+    assert not np.array_equal(kept, to_model_input(large, 96, "trim"))
+
+
 def test_trim_mode_on_real_logos_keeps_the_mark():
     for image in demo_images(8):
         found = content_box(image.convert("RGB"))

@@ -41,7 +41,11 @@ def register(app: typer.Typer) -> None:
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
         image_size: ImageSizeOpt = 224,
         normalize: Annotated[
-            NormalizeMode, typer.Option(help="pad, trim (to the mark, then pad) or crop.")
+            NormalizeMode,
+            typer.Option(
+                help="pad, trim (to the mark, then pad), trim_small (trim only a mark < 60 %"
+                " of the side) or crop."
+            ),
         ] = "pad",
         batch_size: Annotated[
             int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")

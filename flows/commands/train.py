@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="moco, or supcon: same-group images are positives, not negatives."),
         ] = "moco",
         normalize: Annotated[
-            NormalizeMode, typer.Option(help="Training image geometry: pad, trim or crop.")
+            NormalizeMode,
+            typer.Option(help="Training image geometry: pad, trim, trim_small or crop."),
         ] = "pad",
         seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
     ) -> None:

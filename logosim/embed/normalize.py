@@ -6,6 +6,9 @@ white (the background every decoded logo already sits on) and resizes. ``crop`` 
 ImageNet recipe (resize the short side to 256/224 of the size, centre crop) for comparison.
 ``trim`` first crops uniform margins to the mark's bounding box (registers hold marks drawn
 small on a large canvas, and scans with wide borders), then pads like ``pad``.
+``trim_small`` trims only when the mark's box spans less than ``TRIM_SMALL_BELOW`` of the
+image's longer side: most logos already fill their canvas, and trimming those only changes
+their scale relative to unrelated marks.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ TRIM_SPECK = 0.01
 TRIM_MARGIN = 0.04  # of the box's longer side, each way
 TRIM_CORNER_AGREE = 3  # corners that must match the background colour to trim at all
 TRIM_ANALYSIS_SIDE = 512  # the box is found on a copy no larger than this
+TRIM_SMALL_BELOW = 0.6  # trim_small: trim only a mark spanning less of the longer side
 
 
 def _profile_span(counts: np.ndarray, minimum: float) -> tuple[int, int] | None:
@@ -89,13 +93,18 @@ def content_box(
     return box, (colour[0], colour[1], colour[2])
 
 
-def trim_to_mark(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int]]:
+def trim_to_mark(
+    image: Image.Image, only_below: float | None = None
+) -> tuple[Image.Image, tuple[int, int, int]]:
     """The mark cropped to its bounding box plus a margin, and the background colour to pad
-    with (white when the image has no uniform background and is returned whole)."""
+    with (white when the image has no uniform background and is returned whole). With
+    ``only_below``, a mark spanning at least that share of the longer side is left whole."""
     found = content_box(image)
     if found is None:
         return image, WHITE
     (left, top, right, bottom), background = found
+    if only_below is not None and max(right - left, bottom - top) >= only_below * max(image.size):
+        return image, WHITE  # a large mark: exactly as ``pad``
     margin = round(TRIM_MARGIN * max(right - left, bottom - top))
     # crop() fills outside the image with zeros: paste onto the background colour instead.
     width, height = right - left + 2 * margin, bottom - top + 2 * margin
@@ -117,10 +126,12 @@ def to_model_input(image: Image.Image, size: int = 224, mode: NormalizeMode = "p
     or trimmed to the mark and padded on its background colour)."""
     if image.mode != "RGB":
         image = image.convert("RGB")
-    if mode in ("pad", "trim"):
+    if mode in ("pad", "trim", "trim_small"):
         fill = WHITE
         if mode == "trim":
             image, fill = trim_to_mark(image)
+        elif mode == "trim_small":
+            image, fill = trim_to_mark(image, TRIM_SMALL_BELOW)
         square = pad_to_square(image, fill)
         if square.size == (size, size):
             return square
@@ -136,7 +147,7 @@ def to_model_input(image: Image.Image, size: int = 224, mode: NormalizeMode = "p
             reducing_gap=3.0,
         )
         return _centre_crop(resized, size)
-    raise ValueError(f"unknown normalise mode {mode!r}: use 'pad', 'trim' or 'crop'")
+    raise ValueError(f"unknown normalise mode {mode!r}: use 'pad', 'trim', 'trim_small' or 'crop'")
 
 
 def to_array(image: Image.Image) -> np.ndarray:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from logosim.embed.exported import ExportedModel
 
 Pooling = Literal["gem", "avg"]
-NormalizeMode = Literal["pad", "trim", "crop"]
+NormalizeMode = Literal["pad", "trim", "trim_small", "crop"]
 RuntimeName = Literal[
     "auto", "eager", "channels_last", "bf16", "onnx", "openvino", "openvino_bf16", "fp16"
 ]
@@ -63,7 +63,8 @@ class EmbedParams(BaseModel):
     normalize: NormalizeMode = Field(
         "pad",
         description="'pad' to square on white, 'trim' margins to the mark then pad on its "
-        "background, or 'crop'.",
+        "background, 'trim_small' the same only when the mark spans < 60 % of the side, or "
+        "'crop'.",
     )
     pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
     gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
