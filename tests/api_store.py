@@ -2,14 +2,15 @@
 
 The index is built the usual way (eager backbone features → PCA → α-DBA exact index, local
 descriptor blocks beside the embeddings) and the exported graph (backbone + PCA inside)
-embeds the queries, as on a real deployment. A second graph, ``export-local.onnx`` beside the
-store, also outputs the query's local descriptors (the in-graph head), as an export with a
-feature-map output does. The source gets Vienna codes, years and word elements so the
+embeds the queries, as on a real deployment; it is exported without the local output. A
+second graph, ``export-local.onnx`` beside the store, is the default export: it also outputs
+the query's local descriptors (the in-graph head). The source gets Vienna codes, years and word elements so the
 filters have something to do.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +70,11 @@ def build_api_store(root: Path) -> tuple[Path, list[dict]]:
         "source": SourceSpec(path=str(source)).model_dump(mode="json"),
     }
     build_index(store, [chunk], pca, IndexParams(), meta=info)
-    export_model(store, ExportParams(image_size=SIZE, validate_images=16))
-    export_with_local_output(store, root / "export-local.onnx")
+    # The graph the served engine loads has no local output (the spatial term's absence is
+    # what those tests check); export-local.onnx is the default export, with it.
+    exported = export_model(store, ExportParams(image_size=SIZE, validate_images=16))
+    shutil.copyfile(store.path(exported.path), root / "export-local.onnx")
+    export_model(store, ExportParams(image_size=SIZE, validate_images=16, local=False))
     return store.root, rows
 
 
@@ -91,55 +95,3 @@ def write_local_blocks(store, rel: str, blocks: np.ndarray) -> None:
         versions={"local": LOCAL_VERSION},
         meta={"layout": Layout((side, side)).describe()},
     )
-
-
-def export_with_local_output(store, path: Path) -> Path:
-    """The exported graph with a second output: the local head's projected patches and
-    regions of the last feature map (N, (h·w + R)·64), with the same metadata."""
-    import onnx
-    import torch
-    import torch.nn.functional as F
-
-    from logosim.embed.export import EmbeddingModel
-    from logosim.embed.local_features import load_projection
-    from logosim.embed.local_head import LocalHead
-    from logosim.embed.models import load_backbone
-    from logosim.embed.params import DEFAULT_MODEL, DEFAULT_WEIGHTS
-    from logosim.embed.pca import PCA_FILE, PCAModel
-
-    loaded = load_backbone(DEFAULT_MODEL, DEFAULT_WEIGHTS, "gem", 3.0)
-    pca = PCAModel.from_arrays(store.read_arrays(store.load_verified(PCA_FILE)))
-    model = EmbeddingModel(loaded, pca).eval()
-    side = SIZE // 32
-    head = LocalHead(load_projection(loaded.weights_digest, loaded.dim), (side, side))
-
-    class WithLocal(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model, self.head = model, head
-
-        def forward(self, images: torch.Tensor):
-            m = self.model
-            x = (images.permute(0, 3, 1, 2).float() - m.mean) / m.std
-            feature_map = m.backbone.features.forward_features(x)
-            pooled = m.backbone.pool(feature_map).float()
-            v = F.normalize(torch.sign(pooled) * pooled.abs().pow(m.power), dim=1, eps=1e-12)
-            v = F.normalize((v - m.pca_mean) @ m.pca_components / m.pca_scale, dim=1, eps=1e-12)
-            return v, self.head(feature_map.float())
-
-    example = torch.full((2, SIZE, SIZE, 3), 255, dtype=torch.uint8)
-    torch.onnx.export(
-        WithLocal().eval(),
-        (example,),
-        str(path),
-        input_names=["images"],
-        output_names=["embeddings", "local"],
-        dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}, "local": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(str(path))
-    meta = {"image_size": SIZE, "normalize": "pad", "dim": model.dim, "pca": True}
-    onnx.helper.set_model_props(proto, {f"logosim.{k}": str(v) for k, v in meta.items()})
-    onnx.save(proto, str(path))
-    return path

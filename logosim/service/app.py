@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -70,6 +71,36 @@ Vienna = Annotated[
 ]
 Year = Annotated[int | None, Form(ge=0, le=9999)]
 Text = Annotated[str | None, Form(max_length=200, description="The word element.")]
+
+
+@dataclass(frozen=True)
+class SearchForm:
+    """The form fields both search endpoints share (hits, stage 2, filters)."""
+
+    k: int
+    rerank: str | None
+    profile: str | None
+    weights: dict[str, float | None]
+    vienna: str | None
+    year_min: int | None
+    year_max: int | None
+
+
+def search_form(
+    k: K = 10,
+    rerank: Rerank = None,
+    profile: ProfileName = None,
+    weight_global: Weight = None,
+    weight_spatial: Weight = None,
+    weight_text: Weight = None,
+    weight_colour: Weight = None,
+    vienna: Vienna = None,
+    year_min: Year = None,
+    year_max: Year = None,
+) -> SearchForm:
+    weights = {"global": weight_global, "spatial": weight_spatial, "text": weight_text,
+               "colour": weight_colour}  # fmt: skip
+    return SearchForm(k, rerank, profile, weights, vienna, year_min, year_max)
 
 
 def fail(status: int, reason: str, detail: object = None) -> HTTPException:
@@ -188,16 +219,9 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
             raise fail(status, exc.reason, f"{upload.filename}: {exc.detail}") from exc
         return Query(image=image, text=text)
 
-    def options(
-        k: int,
-        rerank: str | None,
-        profile: str | None,
-        texts: list[str | None],
-        weights: dict[str, float | None],
-        vienna: str | None,
-        year_min: int | None,
-        year_max: int | None,
-    ) -> SearchOptions:
+    def options(form: SearchForm, texts: list[str | None]) -> SearchOptions:
+        k, rerank, profile, weights = form.k, form.rerank, form.profile, form.weights
+        vienna, year_min, year_max = form.vienna, form.year_min, form.year_max
         if year_min is not None and year_max is not None and year_min > year_max:
             raise fail(422, "invalid_year_range", f"year_min {year_min} > year_max {year_max}")
         base = CompositeParams(**PROFILES[profile]) if profile else CompositeParams()
@@ -260,23 +284,12 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
     )
     async def search(
         image: Annotated[UploadFile, File(description="The query image.")],
+        form: Annotated[SearchForm, Depends(search_form)],
         text: Text = None,
-        k: K = 10,
-        rerank: Rerank = None,
-        profile: ProfileName = None,
-        weight_global: Weight = None,
-        weight_spatial: Weight = None,
-        weight_text: Weight = None,
-        weight_colour: Weight = None,
-        vienna: Vienna = None,
-        year_min: Year = None,
-        year_max: Year = None,
     ) -> dict:
         """Marks most similar to one image (multipart form, file in field ``image``)."""
         started = time.perf_counter()
-        weights = {"global": weight_global, "spatial": weight_spatial, "text": weight_text,
-                   "colour": weight_colour}  # fmt: skip
-        opts = options(k, rerank, profile, [text], weights, vienna, year_min, year_max)
+        opts = options(form, [text])
         query = await read_query(image, text)
         (ranking,), snapshot = await run_search([query], opts)
         return {
@@ -295,20 +308,11 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
     )
     async def search_batch(
         images: Annotated[list[UploadFile], File(description="1–16 query images.")],
+        form: Annotated[SearchForm, Depends(search_form)],
         texts: Annotated[
             str | None,
             Form(max_length=20_000, description='JSON list of word elements, e.g. ["ACME", null]'),
         ] = None,
-        k: K = 10,
-        rerank: Rerank = None,
-        profile: ProfileName = None,
-        weight_global: Weight = None,
-        weight_spatial: Weight = None,
-        weight_text: Weight = None,
-        weight_colour: Weight = None,
-        vienna: Vienna = None,
-        year_min: Year = None,
-        year_max: Year = None,
     ) -> dict:
         """Up to 16 images in one call; ``texts`` pairs a word element with each image."""
         started = time.perf_counter()
@@ -327,9 +331,7 @@ def create_app(settings: ServiceSettings | None = None, engine: Engine | None = 
             if not all(t is None or (isinstance(t, str) and len(t) <= 200) for t in parsed):
                 raise fail(422, "invalid_field", "texts: each entry a string (≤ 200) or null")
             words = parsed
-        weights = {"global": weight_global, "spatial": weight_spatial, "text": weight_text,
-                   "colour": weight_colour}  # fmt: skip
-        opts = options(k, rerank, profile, words, weights, vienna, year_min, year_max)
+        opts = options(form, words)
         queries = [await read_query(im, w) for im, w in zip(images, words, strict=True)]
         found, snapshot = await run_search(queries, opts)
         return {
