@@ -40,6 +40,8 @@ class LocalHead(nn.Module):
 
     def __init__(self, projection: LocalProjection, grid: tuple[int, int]) -> None:
         super().__init__()
+        if GEM_P != 3.0:
+            raise ValueError("the in-graph region pooling is written for GeM p=3")
         self.grid = grid
         self.origin = projection.origin  # said in an export's metadata
         self.patches = _Projection(projection.patches)
@@ -54,7 +56,10 @@ class LocalHead(nn.Module):
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         cells = feature_map.flatten(2)  # (N, C, h·w)
         patches = self.patches(cells.transpose(1, 2))  # (N, h·w, d)
-        cubed = torch.clamp(cells, min=1e-6) ** GEM_P
-        regions = (cubed @ self.masks) ** (1.0 / GEM_P)  # (N, C, R)
+        # GeM over each region without Pow: OpenVINO runs a float-exponent Pow here about as
+        # slowly as the rest of the head together (embedding 320 → 405 img/s without it,
+        # notes/issue-12-rerank.md); x·x·x and exp(log(·)/3) give the same values to rounding.
+        kept = torch.clamp(cells, min=1e-6)
+        regions = torch.exp(torch.log((kept * kept * kept) @ self.masks) / GEM_P)  # (N, C, R)
         regions = self.regions(regions.transpose(1, 2))  # (N, R, d)
         return torch.cat([patches.flatten(1), regions.flatten(1)], dim=1)
