@@ -29,10 +29,11 @@ from torch import nn
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.export_params import (
-    EXPORT_DIR,
+    EXPORT_DIR,  # noqa: F401  (re-exported: callers import it from here, as before)
     ExportError,
     ExportParams,
     agreement,
+    publish_export,
     run_session,
 )
 from logosim.embed.models import LoadedBackbone
@@ -242,16 +243,9 @@ def export_model(store: ArtifactStore, params: ExportParams | None = None) -> Ma
         "validated_images": len(ids),
         "local_output": metadata.get("logosim.local_grid"),
     }
-    rel = f"{EXPORT_DIR}/logosim-{params.precision}.onnx"
-    manifest = store.write_bytes(
-        rel, data, kind="onnx", meta=report, versions={"precision": params.precision}
-    )
-    store.write_json(
-        f"{EXPORT_DIR}/logosim-{params.precision}.json",
-        report | {"path": manifest.path, "sha256": manifest.sha256},
-    )
+    manifest = publish_export(store, params.precision, data, report)
     logger.info(
-        f"exported {rel}: {report['size_mb']:.1f} MB, min cosine {report['min_cosine']}, "
+        f"exported {manifest.path}: {report['size_mb']:.1f} MB, min cosine {report['min_cosine']}, "
         f"mean {report['mean_cosine']}, {report.get('throughput_img_s')} img/s on {report['validated_on']}"
     )
     return manifest

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec
 from logosim.embed.graph_runtime import ONNX_OPSET
 from logosim.embed.params import DEFAULT_MODEL, ExportPrecision, NormalizeMode, Pooling
@@ -55,3 +56,22 @@ def agreement(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
     b = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-12)
     return (a * b).sum(axis=1)
+
+
+def publish_export(
+    store: ArtifactStore, precision: str, data: bytes, report: dict[str, Any]
+) -> Manifest:
+    """Write ``export/logosim-<precision>.onnx`` and its report beside it (both paths of
+    ``logosim export``: PyTorch's and the packaged graph's)."""
+    manifest = store.write_bytes(
+        f"{EXPORT_DIR}/logosim-{precision}.onnx",
+        data,
+        kind="onnx",
+        meta=report,
+        versions={"precision": precision},
+    )
+    store.write_json(
+        f"{EXPORT_DIR}/logosim-{precision}.json",
+        report | {"path": manifest.path, "sha256": manifest.sha256},
+    )
+    return manifest

@@ -19,10 +19,10 @@ from loguru import logger
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.export_params import (
-    EXPORT_DIR,
     ExportError,
     ExportParams,
     agreement,
+    publish_export,
     run_session,
 )
 from logosim.embed.graph_runtime import ort_session
@@ -253,16 +253,9 @@ def export_packaged(store: ArtifactStore, params: ExportParams, graph: PackagedG
             f"composed export disagrees with the embed stage: cosine {cosines.min():.6f} on "
             f"{ids[worst]} < {params.min_cosine}; nothing was published"
         )
-    rel = f"{EXPORT_DIR}/logosim-fp32.onnx"
-    manifest = store.write_bytes(
-        rel, data, kind="onnx", meta=report, versions={"precision": "fp32"}
-    )
-    store.write_json(
-        f"{EXPORT_DIR}/logosim-fp32.json",
-        report | {"path": manifest.path, "sha256": manifest.sha256},
-    )
+    manifest = publish_export(store, "fp32", data, report)
     logger.info(
-        f"exported {rel} from the packaged graph: {report['size_mb']:.1f} MB, min cosine "
+        f"exported {manifest.path} from the packaged graph: {report['size_mb']:.1f} MB, min cosine "
         f"{report['min_cosine']}, mean {report['mean_cosine']}"
     )
     return manifest
