@@ -30,6 +30,7 @@ from logosim.index import ivf
 from logosim.index.dba import augment
 from logosim.index.exact import measure_recall
 from logosim.index.ids import IdTable, Tombstones
+from logosim.index.ivf_dba import augment_in_place
 from logosim.index.params import (
     IDS_FILE,
     INDEX_FILE,
@@ -37,8 +38,6 @@ from logosim.index.params import (
     IndexParams,
     IndexUnavailableError,
 )
-
-DBA_NPROBE = 16  # IVF lists the α-DBA pass searches per vector
 
 
 def _hnsw(dim: int, params: IndexParams) -> faiss.Index:
@@ -182,22 +181,26 @@ def _augmented_index(
     table: IdTable,
     params: IndexParams,
     total: int,
-) -> faiss.Index:
-    """Pass 2 (α-DBA): stream the chunks again; each vector is averaged with its nearest
-    other vectors in the plain index and added, same slot, to a new index.
+) -> tuple[faiss.Index, dict]:
+    """Pass 2 (α-DBA): each vector averaged with its nearest other vectors in the plain index.
 
-    Neighbours are searched the way the index is: exactly for an exact index, through the
-    HNSW graph (efSearch = ``ef_search``) for HNSW, so a large build costs a second graph
-    and a search per vector. Both indexes are in memory during the pass; chunks stream.
+    An IVF is augmented in place, list by list (``ivf_dba``: register scale). An exact or
+    HNSW index is rebuilt: the chunks stream again, each vector is augmented against the
+    plain index (exactly, or through the graph at efSearch = ``ef_search``) and added, same
+    slot, to a new index, so both are in memory during the pass.
     """
     kind = index_kind(plain)
-    # an IVF reuses the plain pass's centroids: no second k-means
-    index = ivf.empty_like(plain) if kind == "ivf" else new_index(plain.d, total, params)[0]
     skip = Tombstones(table.tombstones)  # duplicate ids: only the latest slot counts
-    # a few nearest neighbours need few lists: at 1M, recall@10 is 0.991 from nprobe 16 up
-    # (bench/results/index_scale.json), and this pass searches once per indexed vector
-    nprobe = max(1, min(params.nprobe, DBA_NPROBE))
-    search = skip.params(kind, max(params.ef_search, params.dba_neighbours + 1), nprobe)
+    if kind == "ivf":
+        scratch = store.path("index")
+        scratch.mkdir(parents=True, exist_ok=True)
+        store.check_space(plain.ntotal * plain.d * 4)
+        how = augment_in_place(
+            plain, params.dba_neighbours, params.dba_alpha, scratch, selector=skip.skip
+        )
+        return plain, how
+    index = new_index(plain.d, total, params)[0]
+    search = skip.params(kind, max(params.ef_search, params.dba_neighbours + 1))
     start = 0
     for ids, vectors in stream_vectors(store, manifests, describe):
         if table.ids[start : start + len(ids)] != ids.tolist():
@@ -210,7 +213,7 @@ def _augmented_index(
         )
         index.add_with_ids(augmented, slots)
         start += len(ids)
-    return index
+    return index, {}
 
 
 def _recall(index: faiss.Index, params: IndexParams, seed: int) -> dict[str, float]:
@@ -237,7 +240,8 @@ def build_index(
     """Stream the embedding chunks through the descriptor transform into a new index, then
     (α-DBA on) stream them again to store each vector averaged with its neighbours.
 
-    Only one chunk of raw features is in memory at a time (plus the index; two during DBA).
+    Only one chunk of raw features is in memory at a time, plus the index (two during the
+    α-DBA pass of an exact or HNSW index; an IVF is augmented in place).
     """
     describe = Descriptors.load(store, pca)
     total = sum(m.rows for m in manifests)
@@ -248,8 +252,8 @@ def build_index(
     dba = params.dba()
     if dba:
         started = time.perf_counter()
-        index = _augmented_index(store, manifests, describe, index, table, params, total)
-        dba |= {"search": kind, "seconds": round(time.perf_counter() - started, 2)}
+        index, how = _augmented_index(store, manifests, describe, index, table, params, total)
+        dba |= {"search": kind, **how, "seconds": round(time.perf_counter() - started, 2)}
     recall = _recall(index, params, seed)
     logger.info(
         f"index: {kind}, {index.ntotal} vectors × {index.d} dims in {build_s:.1f}s"
