@@ -138,6 +138,17 @@ def test_upload_results_crop_changes_results_and_filters(live, browser, tmp_path
         "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     page.screenshot(path=str(shots / "page-rerank.png"), full_page=True)
+    assert page.is_checked("#rerank")  # the box shows that stage 2 ran
+
+    # once the user sets the box, it wins over the word element's default
+    page.uncheck("#rerank")
+    page.wait_for_function(
+        "(s => s.includes('marks ·') && !s.includes('re-ranked'))"
+        "(document.getElementById('status').textContent)"
+    )
+    assert page.input_value("#text") == right["name"] and not page.is_checked("#rerank")
+    page.check("#rerank")
+    page.wait_for_function("document.getElementById('status').textContent.includes('re-ranked')")
 
     # a filter: only marks whose Vienna codes start with 26.04
     page.fill("#vienna", "26.04")

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, crop: null, drag: null, keys: false, seq: 0 };
+const state = { image: null, crop: null, drag: null, keys: false, seq: 0, rerankChosen: false };
 
 function apiKey() { return $("api-key").value.trim(); }
 function headers() { return state.keys && apiKey() ? { "X-API-Key": apiKey() } : {}; }
@@ -127,7 +127,8 @@ async function search() {
   const form = new FormData();
   form.append("image", await queryBlob(), state.crop ? "crop.png" : "query.png");
   form.append("k", $("k").value);
-  if ($("rerank").checked) form.append("rerank", "true");
+  // until the user sets the box, the service decides (on when a word element is given)
+  if (state.rerankChosen) form.append("rerank", $("rerank").checked ? "true" : "false");
   for (const [id, field] of [["text", "text"], ["vienna", "vienna"], ["year-min", "year_min"], ["year-max", "year_max"]]) {
     if ($(id).value.trim()) form.append(field, $(id).value.trim());
   }
@@ -161,6 +162,7 @@ function render(body) {
   const list = $("results");
   list.replaceChildren();
   const rr = body.rerank || { on: false, terms_used: [], absent: {} };
+  if (!state.rerankChosen) $("rerank").checked = rr.on;  // the box shows what ran
   $("status").textContent =
     `${body.results.length} marks · ${body.took_ms} ms · index ${body.index_version}` +
     (state.crop ? " · searching the selected part" : "") +
@@ -216,6 +218,7 @@ async function openMark(hit) {
 }
 
 $("options").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
+$("rerank").addEventListener("change", () => { state.rerankChosen = true; });
 for (const id of ["k", "rerank", "text", "vienna", "year-min", "year-max"]) $(id).addEventListener("change", search);
 $("api-key").value = localStorage.getItem("logosim-api-key") || "";
 $("api-key").addEventListener("change", () => { localStorage.setItem("logosim-api-key", apiKey()); search(); });
