@@ -9,7 +9,7 @@ from helpers import write_embedding_chunks
 from test_index import clustered, dba_reference, stored
 
 from logosim.embed.pca import l2_normalize
-from logosim.index import ivf_dba
+from logosim.index import ivf, ivf_dba
 from logosim.index.build import build_index
 from logosim.index.logo_index import LogoIndex
 from logosim.index.params import IndexParams, IndexUnavailableError
@@ -104,3 +104,18 @@ def test_ivf_dba_with_more_lists_stays_close_and_skips_replaced_ids(store):
     expected = dba_reference(l2_normalize(live), 2, 3.0)
     cosine = (vectors * np.concatenate([expected[1:], expected[:1]])).sum(axis=1)
     assert np.median(cosine) > 0.9999 and cosine.min() > 0.95
+
+
+def test_ivf_lists_are_sized_from_a_scratch_copy_and_filed_by_nearest_centroid(store):
+    """The filler spills, counts each list's vectors, sizes the lists, then files them: every
+    vector sits in its nearest centroid's list, and no scratch file stays behind."""
+    features = clustered(3000, 32)
+    params = IndexParams(nlist=32, dba_neighbours=0, **IVF_SMALL)
+    build_index(store, write_embedding_chunks(store, features, 700, "id"), None, params)
+    index = LogoIndex.load(store).index
+    inner = ivf.inner_ivf(index)
+    nearest = ivf.assign(index, l2_normalize(features))
+    for list_no in range(inner.nlist):
+        ids, _ = ivf_dba.list_contents(inner, list_no)
+        assert sorted(ids.tolist()) == np.flatnonzero(nearest == list_no).tolist()
+    assert not [p for p in store.path("index").iterdir() if p.name.startswith(".")]

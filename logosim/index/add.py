@@ -10,7 +10,8 @@ from loguru import logger
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.pca import Descriptors
 from logosim.index import ivf
-from logosim.index.build import Filler, new_index, save_index, stream_vectors
+from logosim.index.build import new_index, save_index, stream_vectors
+from logosim.index.filler import Filler
 from logosim.index.ids import IdTable
 from logosim.index.logo_index import LogoIndex, index_pca
 
@@ -27,7 +28,7 @@ def _rebuild_if_needed(store: ArtifactStore, loaded: LogoIndex) -> tuple[faiss.I
         index = ivf.empty_like(loaded.index)
     else:  # the live count may call for another kind now (an untrained IVF trains first)
         index, _ = new_index(loaded.index.d, table.live, loaded.params)
-    filler = Filler(index, loaded.params)
+    filler = Filler(index, loaded.params, store.path("index"))
     for ids, vectors in loaded.live_vectors():
         filler.add(vectors, fresh_table.append(ids))
     return filler.finish(), fresh_table

@@ -29,6 +29,7 @@ from logosim.embed.pca import Descriptors, iter_embeddings
 from logosim.index import ivf
 from logosim.index.dba import augment
 from logosim.index.exact import measure_recall
+from logosim.index.filler import Filler
 from logosim.index.ids import IdTable, Tombstones
 from logosim.index.ivf_dba import augment_in_place
 from logosim.index.params import (
@@ -65,50 +66,6 @@ def index_kind(index: faiss.Index) -> str:
     if isinstance(inner, faiss.IndexHNSW):
         return "hnsw"
     return "ivf" if isinstance(inner, faiss.IndexIVF) else "exact"
-
-
-class Filler:
-    """Adds (vectors, slots) to a new index; an untrained IVF first collects ``train_rows``
-    vectors (or all there are), trains on them, then adds what it held back."""
-
-    def __init__(self, index: faiss.Index, params: IndexParams) -> None:
-        self.index = index
-        inner = ivf.inner_ivf(index)
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._want = 0
-        if inner is not None and not inner.is_trained:
-            self._want = ivf.train_points(inner.nlist, params.ivf_train_per_list)
-
-    def add(self, vectors: np.ndarray, slots: np.ndarray) -> None:
-        if not self._want:
-            self.index.add_with_ids(vectors, slots)
-            return
-        self._pending.append((vectors, slots))
-        if sum(len(v) for v, _ in self._pending) >= self._want:
-            self.finish()
-
-    def finish(self) -> faiss.Index:
-        """Train on what is held back (if the IVF is still untrained) and add it."""
-        if self._pending:
-            held = np.concatenate([v for v, _ in self._pending])
-            if self._want:
-                inner = ivf.inner_ivf(self.index)
-                if len(held) < inner.nlist:
-                    raise IndexUnavailableError(
-                        f"an IVF index with {inner.nlist} lists needs at least that many "
-                        f"vectors; there are {len(held)} (use kind 'hnsw' or a smaller nlist)"
-                    )
-                started = time.perf_counter()
-                ivf.train(self.index, held[: self._want])
-                logger.info(
-                    f"index: IVF k-means, {inner.nlist} lists on {min(len(held), self._want)} "
-                    f"vectors in {time.perf_counter() - started:.1f}s"
-                )
-                self._want = 0
-            for vectors, slots in self._pending:
-                self.index.add_with_ids(vectors, slots)
-            self._pending.clear()
-        return self.index
 
 
 def storage_blocks(index: faiss.Index, block: int = 16384) -> Iterator[np.ndarray]:
@@ -164,7 +121,10 @@ def _plain_index(
     table, filler = IdTable(), None
     for ids, vectors in stream_vectors(store, manifests, describe):
         if filler is None:
-            filler = Filler(new_index(vectors.shape[1], total, params)[0], params)
+            index = new_index(vectors.shape[1], total, params)[0]
+            if ivf.inner_ivf(index) is not None:  # it files from a scratch copy
+                store.check_space(total * (index.d * 4 + 8))
+            filler = Filler(index, params, store.path("index"))
         filler.add(vectors, table.append(ids.tolist()))
     if filler is None:
         raise IndexUnavailableError(

@@ -67,3 +67,21 @@ def empty_like(index: faiss.Index) -> faiss.Index:
     fresh = faiss.IndexIVFFlat(quantizer, ivf.d, ivf.nlist, faiss.METRIC_INNER_PRODUCT)
     fresh.make_direct_map()
     return faiss.IndexIDMap2(fresh)
+
+
+def assign(index: faiss.Index, vectors: np.ndarray) -> np.ndarray:
+    """The list each vector is filed under (its nearest centroid, as ``add`` finds it)."""
+    ivf = inner_ivf(index)
+    assert ivf is not None
+    return ivf.quantizer.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)[1].ravel()
+
+
+def reserve(index: faiss.Index, sizes: np.ndarray) -> None:
+    """Allocate each list of an empty IVF for exactly ``sizes[list]`` vectors, so adding them
+    does not grow the storage by doubling (resize allocates exactly; back to 0 keeps it)."""
+    ivf = inner_ivf(index)
+    assert ivf is not None and ivf.ntotal == 0, "reserve() is for an empty IVF"
+    for list_no, size in enumerate(sizes.tolist()):
+        if size:
+            ivf.invlists.resize(list_no, size)
+            ivf.invlists.resize(list_no, 0)
