@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
 from logosim.core.digest import stable_digest
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.params import RUN_SETTINGS
-from logosim.index.build import build_index
+from logosim.index.build import build_index, progress_hook, progress_total
 from logosim.index.params import INDEX_VERSION, IndexParams
 from tasks._prefect import transient_io
 
@@ -52,4 +53,17 @@ def build_index_task(
     params: IndexParams,
     meta: dict | None = None,
 ) -> Manifest:
-    return build_index(ArtifactStore(store), embeddings, pca, params, meta=meta)
+    total = max(1, progress_total(sum(m.rows for m in embeddings), params))
+    progress = create_progress_artifact(0.0, description="index: vectors filed (and augmented)")
+    done = shown = 0
+
+    def advance(n: int) -> None:  # the UI needs no more than whole percents
+        nonlocal done, shown
+        done += n
+        percent = int(100 * done / total)
+        if progress is not None and percent > shown:
+            shown = percent
+            update_progress_artifact(progress, progress=float(min(percent, 100)))
+
+    with progress_hook(advance):
+        return build_index(ArtifactStore(store), embeddings, pca, params, meta=meta)

@@ -27,6 +27,23 @@ def task_runs_since(started: datetime) -> list:
     return [r for r in asyncio.run(read()) if r.created and r.created >= started]
 
 
+def progress_artifacts_since(started: datetime) -> dict[str, float]:
+    """Description → progress (percent) of the progress artifacts created since ``started``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+
+    async def read():
+        async with get_client() as client:
+            kind = ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
+            return await client.read_artifacts(artifact_filter=kind, limit=200)
+
+    return {
+        a.description: float(a.data)
+        for a in asyncio.run(read())
+        if a.created and a.created >= started
+    }
+
+
 def states(runs) -> dict[str, str]:
     """Task run name → state; the wrapper runs Prefect makes for subflows ("pca-0") are left
     out: they complete whenever the subflow runs, cached or not."""
@@ -47,8 +64,13 @@ def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
         pca=PCAParams(dims=32),
         index=IndexParams(),
     )
+    begun = datetime.now(UTC)
     first = build_flow(params)
     store = ArtifactStore(first.store)
+    # the Prefect UI follows the long stages: embedding chunks and the index build
+    progress = progress_artifacts_since(begun)
+    assert progress["index: vectors filed (and augmented)"] == 100.0
+    assert progress["embed: chunks done"] == 100.0
     assert first.images == 150 and first.embedded == 150
     assert len(first.embeddings) == 3
     assert first.pca.meta["dims"] == 32 and first.pca.rows < 150  # train split only

@@ -308,3 +308,17 @@ def test_evaluation_measures_the_stored_vectors_and_its_key_follows_dba(store, t
         assert plain[key] == pytest.approx(expected["plain"][key], abs=1e-6)
         assert dba[key] == pytest.approx(expected["dba"][key], abs=1e-6)
     assert dba["map"] != pytest.approx(plain["map"])
+
+
+@pytest.mark.parametrize("dba", [0, 2])
+def test_index_build_reports_progress_per_pass(store, dba):
+    """The CLI's bar and the task's artifact: every vector once when filed, once more when
+    α-DBA augments it (progress_total says how many units to expect)."""
+    from logosim.index.build import progress_hook, progress_total
+
+    params = IndexParams(dba_neighbours=dba)
+    counted: list[int] = []
+    with progress_hook(counted.append):
+        build_index(store, write_chunks(store, clustered(300, 16), 64), None, params)
+    assert sum(counted) == progress_total(300, params) == 300 * (2 if dba else 1)
+    assert len(counted) == 5 * (2 if dba else 1)  # per chunk of 64

@@ -119,3 +119,15 @@ def test_ivf_lists_are_sized_from_a_scratch_copy_and_filed_by_nearest_centroid(s
         ids, _ = ivf_dba.list_contents(inner, list_no)
         assert sorted(ids.tolist()) == np.flatnonzero(nearest == list_no).tolist()
     assert not [p for p in store.path("index").iterdir() if p.name.startswith(".")]
+
+
+def test_ivf_build_reports_progress_while_filing_and_augmenting(store):
+    from logosim.index.build import progress_hook
+
+    counted: list[int] = []
+    params = IndexParams(nlist=32, **IVF_SMALL)
+    with progress_hook(counted.append):
+        build_index(
+            store, write_embedding_chunks(store, clustered(3000, 32), 500, "id"), None, params
+        )
+    assert sum(counted) == 6000  # 3,000 filed + 3,000 augmented in place

@@ -257,6 +257,31 @@ def store_path(store: Path | None) -> str:
 
 
 @contextmanager
+def stage_progress(
+    total: int, desc: str, listen: Callable[[ProgressFn], Any], unit: str
+) -> Iterator[None]:
+    """A tqdm bar that appears when the stage first reports (a cached stage shows none)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(n: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+        bar.update(n)
+
+    try:
+        with listen(update):
+            yield
+        if bar is not None:
+            bar.update(max(0, bar.total - bar.n))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+@contextmanager
 def image_progress(total: int, desc: str, listen: Callable[[ProgressFn], Any]) -> Iterator[Any]:
     """A tqdm bar over images, fed by a stage's progress channel (``listen``); chunks that
     came from the cache never report, so the bar is topped up when the flow returns."""

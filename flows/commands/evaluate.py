@@ -14,8 +14,10 @@ from flows.commands.build import run_with_progress
 
 def _evaluate(params: Any, total: int) -> None:
     from flows.evaluate import evaluate_flow
+    from logosim.index.build import progress_total
 
-    metrics = run_with_progress(total, lambda: evaluate_flow(params))
+    index_units = progress_total(total, params.index)
+    metrics = run_with_progress(total, lambda: evaluate_flow(params), index_units)
     test = metrics.pop("test_split", {})
     typer.echo(f"{'':>13}  {'all queries':>11}" + (f"  {'test split':>11}" if test else ""))
     for key, value in metrics.items():

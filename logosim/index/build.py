@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 from loguru import logger
 
+from logosim.core.progress import ProgressChannel
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.embed.pca import Descriptors, iter_embeddings
 from logosim.index import ivf
@@ -39,6 +40,15 @@ from logosim.index.params import (
     IndexParams,
     IndexUnavailableError,
 )
+
+# vectors filed, then (α-DBA on) vectors augmented: the CLI's bar and the task's artifact
+PROGRESS = ProgressChannel()
+progress_hook = PROGRESS.listen
+
+
+def progress_total(rows: int, params: IndexParams) -> int:
+    """Progress units of a build of ``rows`` vectors: one pass, two with α-DBA."""
+    return rows * (2 if params.dba() else 1)
 
 
 def _hnsw(dim: int, params: IndexParams) -> faiss.Index:
@@ -126,6 +136,7 @@ def _plain_index(
                 store.check_space(total * (index.d * 4 + 8))
             filler = Filler(index, params, store.path("index"))
         filler.add(vectors, table.append(ids.tolist()))
+        PROGRESS.advance(len(ids))
     if filler is None:
         raise IndexUnavailableError(
             "no embeddings to index: every image failed or the source is empty"
@@ -156,7 +167,12 @@ def _augmented_index(
         scratch.mkdir(parents=True, exist_ok=True)
         store.check_space(plain.ntotal * plain.d * 4)
         how = augment_in_place(
-            plain, params.dba_neighbours, params.dba_alpha, scratch, selector=skip.skip
+            plain,
+            params.dba_neighbours,
+            params.dba_alpha,
+            scratch,
+            selector=skip.skip,
+            advance=PROGRESS.advance,
         )
         return plain, how
     index = new_index(plain.d, total, params)[0]
@@ -173,6 +189,7 @@ def _augmented_index(
         )
         index.add_with_ids(augmented, slots)
         start += len(ids)
+        PROGRESS.advance(len(ids))
     return index, {}
 
 

@@ -21,7 +21,7 @@ its nearest neighbours, which sit in that list or the next, and searches probe m
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faiss
@@ -68,9 +68,11 @@ def augment_in_place(
     alpha: float,
     scratch: Path,
     selector: faiss.IDSelector | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> dict:
     """Replace every vector of an id-mapped IVF-flat ``index`` by its α-DBA average with its
-    ``n`` nearest other stored vectors (``selector``: the slots searches may return).
+    ``n`` nearest other stored vectors (``selector``: the slots searches may return;
+    ``advance(rows)`` after each batch).
 
     Peak memory is the index plus one batch; the augmented vectors (as many bytes as the
     index's vectors) go to an unlinked file in ``scratch`` until the last list is searched.
@@ -90,6 +92,8 @@ def augment_in_place(
             spill.write(np.ascontiguousarray(augmented, dtype=np.float32).tobytes())
             written += [(list_no, part[0]) for list_no, part in zip(batch, parts, strict=True)]
             done += len(ids)
+            if advance is not None:
+                advance(len(ids))
             if done >= next_log * index.ntotal:
                 logger.info(f"index: α-DBA {done:,}/{index.ntotal:,} vectors")
                 next_log += 0.1
