@@ -56,6 +56,7 @@ def main() -> None:
                 flush=True,
             )
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    paired = statistics.median(b / a for a, b in zip(rates[False], rates[True], strict=True))
     cpu_off, cpu_on = statistics.median(cpu_ms[False]), statistics.median(cpu_ms[True])
     figures = {
         "images": args.images,
@@ -66,6 +67,8 @@ def main() -> None:
         "median_off": round(off, 1),
         "median_on": round(on, 1),
         "cost_percent": round(100 * (1 - on / off), 1),
+        # each round's on vs its own off (run back to back): steadier when the machine drifts
+        "cost_percent_paired_median": round(100 * (1 - paired), 1),
         "cpu_ms_per_image_local_off": [round(c, 3) for c in cpu_ms[False]],
         "cpu_ms_per_image_local_on": [round(c, 3) for c in cpu_ms[True]],
         "cpu_cost_percent": round(100 * (cpu_on / cpu_off - 1), 1),
