@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.resources
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from loguru import logger
@@ -79,9 +80,11 @@ class Layout:
         return {"grid": list(self.grid), "slots": self.slots, "dim": LOCAL_DIM}
 
 
+@lru_cache(maxsize=16)
 def region_masks(h: int, w: int) -> np.ndarray:
     """R-MAC regions over an h×w map: the whole map, a 2×2 and a 3×3 grid of overlapping
-    squares (side 2·min/(l+1)); (R, h·w) float weights that average over each region."""
+    squares (side 2·min/(l+1)); (R, h·w) float weights that average over each region.
+    Cached and read-only: ``Layout`` asks for them several times per embedded batch."""
     side = min(h, w)
     masks = []
     for level in (1, 2, 3):
@@ -91,7 +94,9 @@ def region_masks(h: int, w: int) -> np.ndarray:
                 mask = np.zeros((h, w), dtype=np.float32)
                 mask[top : top + sh, left : left + sw] = 1
                 masks.append(mask.ravel() / mask.sum())
-    return np.stack(masks)
+    stacked = np.stack(masks)
+    stacked.flags.writeable = False
+    return stacked
 
 
 @dataclass(frozen=True)
@@ -198,26 +203,37 @@ def project(model: PCAModel, x: np.ndarray) -> np.ndarray:
 
 def colour_and_ink(pixels: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """From HWC uint8 model-size images (n, S, S, 3): the 64-bin Hellinger colour histogram
-    of the ink, and the ink share under each cell of the h×w grid."""
+    of the ink, and the ink share under each cell of the h×w grid.
+
+    Written per channel plane in uint8 and one ``bincount`` for the whole batch: it runs in
+    the inference thread once per batch, where the int32, per-image version cost ~3 % of the
+    embedding throughput with local descriptors on (notes/issue-12-rerank.md)."""
     n, size = pixels.shape[0], pixels.shape[1]
     step = max(1, size // 56)  # ~56×56 samples: the histogram of the old 64 px thumbnail
-    sample = pixels[:, ::step, ::step].astype(np.int32)
-    ink = (sample < INK_LEVEL).any(axis=-1)  # (n, s, s)
-    q = sample * COLOUR_BINS // 256
-    codes = (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
-    colour = np.zeros((n, COLOUR_BINS**3), dtype=np.float32)
-    for i in range(n):
-        chosen = codes[i][ink[i]] if ink[i].any() else codes[i].ravel()
-        colour[i] = np.bincount(chosen, minlength=COLOUR_BINS**3)
+    sample = pixels[:, ::step, ::step]
+    red, green, blue = (np.asarray(sample[..., c], dtype=np.uint8) for c in range(3))
+    ink = (red < INK_LEVEL) | (green < INK_LEVEL) | (blue < INK_LEVEL)  # (n, s, s)
+    shift = 9 - COLOUR_BINS.bit_length()  # v >> shift == v * COLOUR_BINS // 256 (a power of 2)
+    codes = ((red >> shift) * COLOUR_BINS + (green >> shift)) * COLOUR_BINS + (blue >> shift)
+    bins = COLOUR_BINS**3
+    # an image without ink counts all its pixels
+    counted = ink | ~ink.any(axis=(1, 2))[:, None, None]
+    keys = codes.reshape(n, -1).astype(np.uint32) + np.arange(0, n * bins, bins, np.uint32)[:, None]
+    colour = np.bincount(keys[counted.reshape(n, -1)], minlength=n * bins).reshape(n, bins)
+    colour = colour.astype(np.float32)
     colour = l2_normalize(np.sqrt(colour / np.maximum(colour.sum(1, keepdims=True), 1)))
+    # ink share per cell: sample rows (columns) map to grid rows (columns) in runs, so two
+    # reduceat sums give each cell's count of ink samples
     h, w = grid
     s = ink.shape[1]
-    rows = np.minimum(np.arange(s) * h // s, h - 1)
-    cols = np.minimum(np.arange(s) * w // s, w - 1)
-    cell = (rows[:, None] * w + cols[None, :]).ravel()
-    counts = np.bincount(cell, minlength=h * w).astype(np.float32)
-    share = np.stack([np.bincount(cell, weights=m.ravel(), minlength=h * w) for m in ink]) / counts
-    return colour, share.astype(np.float32)
+    row_of = np.minimum(np.arange(s) * h // s, h - 1)
+    col_of = np.minimum(np.arange(s) * w // s, w - 1)
+    row_starts = np.searchsorted(row_of, np.arange(h))
+    col_starts = np.searchsorted(col_of, np.arange(w))
+    inked = np.add.reduceat(ink, row_starts, axis=1, dtype=np.int32)
+    inked = np.add.reduceat(inked, col_starts, axis=2).reshape(n, h * w)
+    counts = np.bincount(row_of, minlength=h)[:, None] * np.bincount(col_of, minlength=w)
+    return colour, (inked / counts.ravel().astype(np.float32)).astype(np.float32)
 
 
 def describe_maps(maps: np.ndarray, pixels: np.ndarray, projection: LocalProjection) -> np.ndarray:
@@ -240,10 +256,16 @@ def describe_maps(maps: np.ndarray, pixels: np.ndarray, projection: LocalProject
 
 
 def pixels_from_input(batch: np.ndarray, mean, std) -> np.ndarray:
-    """The HWC uint8 images back from network inputs (NCHW scaled float, or NHWC uint8)."""
+    """The HWC uint8 images back from network inputs (NCHW scaled float, or NHWC uint8).
+    A float input comes back as an NHWC view of channel planes (what ``colour_and_ink``
+    reads fastest); the arithmetic is done in place, in the order it always was."""
     if batch.dtype == np.uint8:
         return batch
     m = np.asarray(mean, np.float32)[None, :, None, None]
     s = np.asarray(std, np.float32)[None, :, None, None]
-    pixels = (batch * s + m) * 255.0
-    return np.clip(pixels.transpose(0, 2, 3, 1) + 0.5, 0, 255).astype(np.uint8)
+    pixels = batch * s
+    pixels += m
+    pixels *= 255.0
+    pixels += 0.5
+    np.clip(pixels, 0, 255, out=pixels)
+    return pixels.astype(np.uint8).transpose(0, 2, 3, 1)

@@ -18,8 +18,12 @@ from logosim.embed.local_features import GEM_P, LOCAL_DIM, LocalProjection, regi
 
 
 class _Projection(nn.Module):
-    def __init__(self, model) -> None:
+    """signed-sqrt → L2 → PCA → L2 of ``(..., C)`` rows. ``signed=False`` for inputs known to
+    be positive (GeM-pooled regions): the plain square root is then the same value."""
+
+    def __init__(self, model, signed: bool = True) -> None:
         super().__init__()
+        self.signed = signed
         if model.power != 0.5:
             raise ValueError("the in-graph local projection expects a signed square root")
         comps = torch.from_numpy(np.ascontiguousarray(model.components, dtype=np.float32))
@@ -29,7 +33,13 @@ class _Projection(nn.Module):
         self.register_buffer("scale", torch.from_numpy(model.scale.astype(np.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., C) → (..., d)
-        root = torch.sign(x) * torch.sqrt(torch.abs(x))
+        # sign(x)·sqrt(|x|) written without Sign: OpenVINO runs Sign with a reference kernel
+        # (and around it layout reorders) that alone cost ~2 % of the embedding throughput;
+        # relu/sqrt/sub are jit kernels it fuses. Same values (notes/issue-12-rerank.md).
+        if self.signed:
+            root = torch.sqrt(torch.relu(x)) - torch.sqrt(torch.relu(-x))
+        else:
+            root = torch.sqrt(x)
         root = root / torch.clamp(torch.linalg.vector_norm(root, dim=-1, keepdim=True), min=1e-12)
         y = (root @ self.components - self.offset) / self.scale
         return y / torch.clamp(torch.linalg.vector_norm(y, dim=-1, keepdim=True), min=1e-12)
@@ -45,7 +55,7 @@ class LocalHead(nn.Module):
         self.grid = grid
         self.origin = projection.origin  # said in an export's metadata
         self.patches = _Projection(projection.patches)
-        self.regions = _Projection(projection.regions)
+        self.regions = _Projection(projection.regions, signed=False)  # GeM means: > 0
         masks = torch.from_numpy(region_masks(*grid).T.copy())  # (h·w, R)
         self.register_buffer("masks", masks)
 
