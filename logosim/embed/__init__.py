@@ -20,7 +20,7 @@ _EXPORTS = {
     "ExportError": "export_params",
     "ExportParams": "export_params",
     "EmbeddingModel": "export",
-    "resolve_weights": "export",
+    "resolve_weights": "export_params",
     "build_embedding_model": "export",
     "to_onnx": "export",
     "to_fp16": "export",

@@ -34,15 +34,12 @@ from logosim.embed.export_params import (
     ExportParams,
     agreement,
     publish_export,
+    resolve_weights,
     run_session,
 )
 from logosim.embed.models import LoadedBackbone
-from logosim.embed.params import (
-    DEFAULT_WEIGHTS,
-)
 from logosim.embed.pca import PCA_FILE, PCAModel
 from logosim.embed.runtime import ort_session
-from logosim.train.checkpoint import BEST_MODEL
 from logosim.train.data import load_images
 
 
@@ -84,27 +81,13 @@ class EmbeddingModel(nn.Module):
         return x
 
 
-def resolve_weights(store: ArtifactStore, weights: str) -> str:
-    if weights != "auto":
-        return weights
-    best = store.load_verified(BEST_MODEL)
-    return str(store.path(best.path)) if best is not None else DEFAULT_WEIGHTS
-
-
 def build_embedding_model(store: ArtifactStore, params: ExportParams) -> EmbeddingModel:
     from logosim.embed.embedder import torch_backbone
-    from logosim.embed.params import EmbedParams
 
     weights = resolve_weights(store, params.weights)
-    embed = EmbedParams(
-        model=params.model,
-        weights=weights,
-        pooling=params.pooling,
-        gem_p=params.gem_p,
-        image_size=params.image_size,
-        local=params.local,
-    )
-    loaded, _ = torch_backbone(embed)  # with the local head, as the embed stage runs it
+    loaded, _ = torch_backbone(
+        params.embed_params(weights)
+    )  # with the local head, as the embed stage runs it
     pca = None
     manifest = store.load_verified(PCA_FILE) if params.use_pca else None
     if manifest is not None and manifest.rows > 0:

@@ -11,7 +11,16 @@ from pydantic import BaseModel, Field
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec
 from logosim.embed.graph_runtime import ONNX_OPSET
-from logosim.embed.params import DEFAULT_MODEL, ExportPrecision, NormalizeMode, Pooling
+from logosim.embed.params import (
+    DEFAULT_MODEL,
+    LOGO_WEIGHTS,
+    EmbedParams,
+    ExportPrecision,
+    NormalizeMode,
+    Pooling,
+)
+
+BEST_MODEL = "train/best.pt"  # logosim.train.checkpoint.BEST_MODEL (that module needs torch)
 
 EXPORT_DIR = "export"
 
@@ -41,6 +50,28 @@ class ExportParams(BaseModel):
     min_cosine: float = Field(0.999, gt=0, le=1)
     int8_min_cosine: float = Field(0.95, gt=0, le=1, description="INT8's own bar.")
     opset: int = ONNX_OPSET
+
+    def embed_params(self, weights: str, **run: Any) -> EmbedParams:
+        """The embed stage's settings for this export's model with resolved ``weights``
+        (``run``: speed-only settings such as runtime and device)."""
+        return EmbedParams(
+            model=self.model,
+            weights=weights,
+            pooling=self.pooling,
+            gem_p=self.gem_p,
+            image_size=self.image_size,
+            normalize=self.normalize,
+            local=self.local,
+            **run,
+        )
+
+
+def resolve_weights(store: ArtifactStore, weights: str) -> str:
+    """'auto' → the fine-tuned ``train/best.pt`` when the store has one, else 'logo'."""
+    if weights != "auto":
+        return weights
+    best = store.load_verified(BEST_MODEL)
+    return str(store.path(best.path)) if best is not None else LOGO_WEIGHTS
 
 
 def run_session(session: Any, pixels: np.ndarray, batch: int = 32) -> np.ndarray:

@@ -23,44 +23,21 @@ from logosim.embed.export_params import (
     ExportParams,
     agreement,
     publish_export,
+    resolve_weights,
     run_session,
 )
 from logosim.embed.graph_runtime import ort_session
 from logosim.embed.packaged import PackagedGraph, packaged_for
-from logosim.embed.params import LOGO_WEIGHTS, EmbedParams
+from logosim.embed.params import LOGO_WEIGHTS
 from logosim.embed.pca import PCA_FILE, PCAModel
 from logosim.embed.weight_files import require_torch, torch_available
-
-BEST_MODEL = "train/best.pt"  # logosim.train.checkpoint.BEST_MODEL (that module needs torch)
-
-
-def resolve_weights(store: ArtifactStore, weights: str) -> str:
-    """'auto' → the fine-tuned ``train/best.pt`` when the store has one, else 'logo'."""
-    if weights != "auto":
-        return weights
-    best = store.load_verified(BEST_MODEL)
-    return str(store.path(best.path)) if best is not None else LOGO_WEIGHTS
 
 
 def packaged_export_graph(store: ArtifactStore, params: ExportParams) -> PackagedGraph | None:
     """The packaged graph when it can serve this export (the default weights, fp32)."""
     if params.precision != "fp32" or resolve_weights(store, params.weights) != LOGO_WEIGHTS:
         return None
-    return packaged_for(_embed_params(params))
-
-
-def _embed_params(params: ExportParams) -> EmbedParams:
-    return EmbedParams(
-        model=params.model,
-        weights=LOGO_WEIGHTS,
-        pooling=params.pooling,
-        gem_p=params.gem_p,
-        image_size=params.image_size,
-        normalize=params.normalize,
-        local=params.local,
-        runtime="onnx",
-        device="cpu",
-    )
+    return packaged_for(params.embed_params(LOGO_WEIGHTS, runtime="onnx", device="cpu"))
 
 
 def export_model(store: ArtifactStore, params: ExportParams | None = None) -> Manifest:
@@ -220,7 +197,11 @@ def export_packaged(store: ArtifactStore, params: ExportParams, graph: PackagedG
         metadata["logosim.local_projection"] = graph.projection_origin
     data = compose(graph, pca, params.local, metadata)
     ids, pixels = _validation_pixels(params)
-    embedder = Embedder(_embed_params(params).model_copy(update={"local": False}))
+    embedder = Embedder(
+        params.embed_params(LOGO_WEIGHTS, runtime="onnx", device="cpu").model_copy(
+            update={"local": False}
+        )
+    )
     raw = embedder.embed_inputs([to_chw(p, graph.mean, graph.std) for p in pixels])
     reference = pca.transform(raw) if pca is not None else raw
     session = ort_session(data)
