@@ -335,25 +335,20 @@ class Embedder:
         from logosim.embed.local_features import (
             LOCAL_DIM,
             Layout,
-            colour_and_ink,
+            assemble_blocks,
             pixels_from_input,
         )
 
-        grid = self.grid
-        layout = Layout(grid)
+        layout = Layout(self.grid)
         n, dim = len(raw), self.dim
-        blocks = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
         # one fp16 conversion, then plain copies (converting into the strided slots is slower)
         local = raw[:, dim:].astype(np.float16).reshape(n, -1, LOCAL_DIM)
-        blocks[:, layout.patch_slice] = local[:, : layout.patches]
-        blocks[:, layout.region_slice] = local[:, layout.patches :]
         step = max(1, batch.shape[-1] // 56)  # colour_and_ink's own sampling, done first
         thumb = batch[:, ::step, ::step] if batch.dtype == np.uint8 else batch[..., ::step, ::step]
         pixels = pixels_from_input(thumb, self.mean, self.std)
-        colour, ink = colour_and_ink(pixels, grid)
-        blocks[:, layout.colour] = colour
-        shown = min(layout.patches, LOCAL_DIM)
-        blocks[:, layout.ink, :shown] = ink[:, :shown]
+        blocks = assemble_blocks(
+            pixels, self.grid, local[:, : layout.patches], local[:, layout.patches :]
+        )
         return raw[:, :dim], blocks
 
     def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:

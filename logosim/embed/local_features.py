@@ -236,23 +236,46 @@ def colour_and_ink(pixels: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarra
     return colour, (inked / counts.ravel().astype(np.float32)).astype(np.float32)
 
 
-def describe_maps(maps: np.ndarray, pixels: np.ndarray, projection: LocalProjection) -> np.ndarray:
-    """Feature maps (n, C, h, w) + their HWC uint8 inputs → blocks (n, slots, LOCAL_DIM) fp16."""
+def assemble_blocks(
+    pixels: np.ndarray,
+    grid: tuple[int, int],
+    patches: np.ndarray | None = None,
+    regions: np.ndarray | None = None,
+) -> np.ndarray:
+    """Blocks (n, slots, LOCAL_DIM) fp16 for HWC uint8 ``pixels``: their colour histogram and
+    ink weights, plus the projected ``patches`` (n, h·w, 64) and ``regions`` (n, R, 64) when
+    given (left zero otherwise: a query without a feature-map output)."""
+    layout = Layout(grid)
+    n = len(pixels)
+    blocks = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
+    if not n:
+        return blocks
+    if patches is not None and regions is not None:
+        blocks[:, layout.patch_slice] = patches
+        blocks[:, layout.region_slice] = regions
+    colour, ink = colour_and_ink(pixels, grid)
+    blocks[:, layout.colour] = colour
+    shown = min(layout.patches, LOCAL_DIM)  # grids over 8×8 keep the first 64 weights
+    blocks[:, layout.ink, :shown] = ink[:, :shown]
+    return blocks
+
+
+def project_maps(maps: np.ndarray, projection: LocalProjection) -> tuple[np.ndarray, np.ndarray]:
+    """Feature maps (n, C, h, w) → projected patches (n, h·w, 64) and regions (n, R, 64)."""
     maps = np.asarray(maps, dtype=np.float32)
     n, c, h, w = maps.shape
-    layout = Layout((h, w))
-    out = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
-    if not n:
-        return out
-    colour, ink = colour_and_ink(pixels, (h, w))
-    out[:, layout.colour] = colour
-    cells_shown = min(h * w, LOCAL_DIM)  # grids over 8×8 keep the first 64 weights
-    out[:, layout.ink, :cells_shown] = ink[:, :cells_shown]
     cells = maps.reshape(n, c, h * w).transpose(0, 2, 1).reshape(-1, c)
-    out[:, layout.patch_slice] = project(projection.patches, cells).reshape(n, h * w, -1)
-    regions = pooled_regions(maps).reshape(-1, c)
-    out[:, layout.region_slice] = project(projection.regions, regions).reshape(n, -1, LOCAL_DIM)
-    return out
+    patches = project(projection.patches, cells).reshape(n, h * w, -1)
+    regions = project(projection.regions, pooled_regions(maps).reshape(-1, c))
+    return patches, regions.reshape(n, -1, LOCAL_DIM)
+
+
+def describe_maps(maps: np.ndarray, pixels: np.ndarray, projection: LocalProjection) -> np.ndarray:
+    """Feature maps (n, C, h, w) + their HWC uint8 inputs → blocks (n, slots, LOCAL_DIM) fp16."""
+    grid = (maps.shape[2], maps.shape[3])
+    if not len(maps):
+        return assemble_blocks(pixels[:0], grid)
+    return assemble_blocks(pixels, grid, *project_maps(maps, projection))
 
 
 def pixels_from_input(batch: np.ndarray, mean, std) -> np.ndarray:

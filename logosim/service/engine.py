@@ -21,7 +21,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -268,7 +268,7 @@ class Engine:
             loaded_ms=round((time.perf_counter() - started) * 1e3, 1),
             index=index,
             local=LocalTable(self.store),
-            texts=MarkTexts(self.store, catalog, version or "").start(),
+            texts=MarkTexts(self.store, catalog).start(),
         )
 
     def start(self) -> None:
@@ -362,9 +362,7 @@ class Engine:
             snapshot.describe(l2_normalize(embedded.vectors)), options.ef_search
         )
         depth = max(options.candidates, options.k)
-        deep = SearchOptions(
-            **{**options.__dict__, "ef_search": max(options.ef_search or 0, depth)}
-        )
+        deep = replace(options, ef_search=max(options.ef_search or 0, depth))
         found = snapshot.vectors.search(vectors, depth, deep)  # every variant searches
         ids = candidate_union([[mark for mark, _ in hits] for hits in found])
         absent = self._absent(snapshot, query, embedded.spatial, embedded.blocks.shape[1], cp)

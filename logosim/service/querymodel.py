@@ -180,33 +180,23 @@ class QueryModel:
     def embed(self, images: Sequence[Image.Image]) -> QueryEmbedding:
         """Vectors and local blocks (colour always; patches and regions when the graph has
         the outputs for them)."""
-        from logosim.embed.local_features import LOCAL_DIM, Layout, colour_and_ink
+        from logosim.embed.local_features import assemble_blocks
 
         batch = np.stack([self.pixels(im) for im in images])
         with self._lock:  # one compiled request: inference is serialised, decode is not
             outputs = self._run(batch)
         vectors = outputs[0][:, : self.dim]
         local = self._local_parts(outputs, batch)
-        n = len(batch)
-        grid = local[0] if local is not None else (7, 7)
-        layout = Layout(grid)
-        blocks = np.zeros((n, layout.slots, LOCAL_DIM), dtype=np.float16)
-        colour, ink = colour_and_ink(batch, grid)
-        blocks[:, layout.colour] = colour
-        shown = min(layout.patches, LOCAL_DIM)
-        blocks[:, layout.ink, :shown] = ink[:, :shown]
-        if local is not None:
-            _, patches, regions = local
-            blocks[:, layout.patch_slice] = patches
-            blocks[:, layout.region_slice] = regions
+        grid, parts = (local[0], local[1:]) if local is not None else ((7, 7), ())
+        blocks = assemble_blocks(batch, grid, *parts)
         return QueryEmbedding(np.ascontiguousarray(vectors), blocks, local is not None)
 
     def _local_parts(self, outputs: list[np.ndarray], batch: np.ndarray):
         """(grid, patches (N, h·w, 64), regions (N, R, 64)) from the graph, or None."""
         from logosim.embed.local_features import (
             LOCAL_DIM,
-            describe_maps,
             load_projection,
+            project_maps,
             region_masks,
         )
 
@@ -217,12 +207,7 @@ class QueryModel:
             maps = outputs[1]
             if self._projection is None:
                 self._projection = load_projection(self.info.weights_digest or "", maps.shape[1])
-            h, w = maps.shape[2:]
-            blocks = describe_maps(maps, batch, self._projection)
-            from logosim.embed.local_features import Layout
-
-            layout = Layout((h, w))
-            return (h, w), blocks[:, layout.patch_slice], blocks[:, layout.region_slice]
+            return (maps.shape[2], maps.shape[3]), *project_maps(maps, self._projection)
         raw = outputs[1] if self.local == "head" else outputs[0][:, self.dim :]
         raw = raw.reshape(n, -1)
         if raw.shape[1] == 0 or raw.shape[1] % LOCAL_DIM:

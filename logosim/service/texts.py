@@ -23,8 +23,8 @@ from logosim.service.catalog import CATALOG_DIR, Catalog
 class MarkTexts:
     """id → row of a ``TextTable`` over the catalog's marks, once ``ready``."""
 
-    def __init__(self, store: ArtifactStore, catalog: Catalog, version: str) -> None:
-        self.store, self.catalog, self.version = store, catalog, version
+    def __init__(self, store: ArtifactStore, catalog: Catalog) -> None:
+        self.store, self.catalog = store, catalog
         self.table: TextTable | None = None
         self.rows: dict[str, int] = {}
         self.source: TextSource | None = None
