@@ -135,6 +135,7 @@ TORCH_SIDE = {
     "logosim.train.validate",
     "logosim.train.data",
     "logosim.train.checkpoint",
+    "logosim.train.soup",
     "tasks.train",
     "flows.train",
 }

@@ -17,6 +17,7 @@ from logosim.train.data import PairBatches, load_images, positive_partners
 from logosim.train.loop import lr_factor, resolve_precision
 from logosim.train.moco import MoCo, info_nce, momentum_at, supervised_nce
 from logosim.train.params import TrainParams
+from logosim.train.soup import average_weights, soup_bytes
 
 
 def _logo(colour=(200, 30, 30), size=96) -> Image.Image:
@@ -94,6 +95,19 @@ def test_supervised_nce_counts_same_group_keys_as_positives():
     assert with_group < as_negatives
 
 
+def test_an_earlier_key_of_the_query_image_in_the_queue_is_not_a_negative():
+    """From the second epoch on, the queue can hold the image's own key of the epoch before."""
+    torch.manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(4, 16), dim=1)
+    queries, labels = keys + 0.05 * torch.randn(4, 16), torch.tensor([10, 11, 12, 13])
+    earlier = keys[:1].clone()  # image 0's key, queued an epoch ago
+    as_negative = info_nce(queries, keys, earlier, 0.2, labels, torch.tensor([99]))
+    left_out = info_nce(queries, keys, earlier, 0.2, labels, torch.tensor([10]))
+    assert left_out < as_negative
+    alone = info_nce(queries[:1], keys, earlier, 0.2, labels[:1], torch.tensor([10]))
+    assert alone == pytest.approx(float(info_nce(queries[:1], keys, None, 0.2)))
+
+
 def test_momentum_schedule_rises_to_one_on_a_cosine():
     assert momentum_at(0, 100, 0.99, cosine=False) == 0.99
     assert momentum_at(0, 100, 0.99, cosine=True) == pytest.approx(0.99)
@@ -158,14 +172,20 @@ def test_moco_step_moves_the_query_encoder_and_fills_the_queue(demo_images):
 def test_supcon_step_queues_the_group_codes(demo_images):
     torch.manual_seed(0)
     loaded = load_backbone()
-    model = MoCo(loaded.module, loaded.dim, proj_dim=32, hidden_dim=64, queue_size=16)
+    model = MoCo(
+        loaded.module, loaded.dim, proj_dim=32, hidden_dim=64, queue_size=16, supervised=True
+    )
     model.train()
     batches = PairBatches(demo_images, 4, LogoAugment(), group_positives=True)
     view1, view2 = batches.batch(0, 0)
     labels = batches.labels(0, 0)
     chosen = batches.order(0)[:4]
     assert labels.tolist() == [batches.codes[i] for i in chosen]
-    assert (batches.codes >= 0).sum() == sum(1 for g in demo_images.groups if g)
+    # Grouped images share their group's code; every other image has a code of its own.
+    grouped = [i for i, g in enumerate(demo_images.groups) if g]
+    assert len(set(batches.codes[grouped])) == len(set(demo_images.groups) - {None})
+    alone = [c for i, c in enumerate(batches.codes) if i not in grouped]
+    assert len(set(alone)) == len(alone) and not set(alone) & set(batches.codes[grouped])
     loss = model(view1, view2, labels)
     assert torch.isfinite(loss)
     loss.backward()
@@ -201,3 +221,18 @@ def test_train_flow_fine_tunes_and_keeps_the_best_model(prefect_server, tmp_path
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert not torch.allclose(tuned.module(x), pretrained.module(x))
+
+
+def test_a_soup_averages_the_seeds_weights_and_keeps_integer_buffers(tmp_path):
+    first = {"w": torch.tensor([1.0, 3.0]), "bn.num_batches_tracked": torch.tensor(5)}
+    second = {"w": torch.tensor([3.0, 5.0]), "bn.num_batches_tracked": torch.tensor(9)}
+    paths = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    for state, path in zip((first, second), paths, strict=True):
+        torch.save(state, path)
+    (tmp_path / "soup.pt").write_bytes(soup_bytes(paths))
+    soup = torch.load(tmp_path / "soup.pt", weights_only=True)
+    assert soup["w"].tolist() == [2.0, 4.0]
+    assert int(soup["bn.num_batches_tracked"]) == 5
+    torch.save({"other": torch.zeros(2)}, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="architecture"):
+        average_weights([paths[0], tmp_path / "c.pt"])

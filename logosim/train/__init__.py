@@ -52,6 +52,8 @@ _EXPORTS = {
     "TrainParams": "params",
     "embed_arrays": "validate",
     "Validator": "validate",
+    "average_weights": "soup",
+    "soup_bytes": "soup",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

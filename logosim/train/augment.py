@@ -1,4 +1,4 @@
-"""Logo augmentations for contrastive pairs: every view stays a mark on a white background.
+"""Logo augmentations for contrastive pairs: a mark on white, unless a register edit says not.
 
 The same trademark is filed in colour, in black, inverted, rotated, re-scaled, cropped and
 partly hidden by other elements; each augmentation imitates one of those. All randomness comes
@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 from pydantic import BaseModel, Field
 
-WHITE = (255, 255, 255)
+from logosim.train import register_edits as edits
+from logosim.train.register_edits import WHITE, mark_mask
 
 
 class AugmentParams(BaseModel):
@@ -29,11 +30,17 @@ class AugmentParams(BaseModel):
     p_invert: float = Field(0.15, ge=0, le=1, description="Mark colours inverted, bg white.")
     p_occlusion: float = Field(0.3, ge=0, le=1)
     occlusion_area: tuple[float, float] = Field((0.05, 0.2))
-
-
-def _mark_mask(pixels: np.ndarray, threshold: int = 24) -> np.ndarray:
-    """Pixels that belong to the mark: anything visibly different from white."""
-    return (255 - pixels.min(axis=2)) > threshold
+    # Register edits (register_edits.py); 0 leaves a run's views exactly as before them.
+    p_mirror: float = Field(0.0, ge=0, le=1)
+    p_quarter_turn: float = Field(0.0, ge=0, le=1, description="Turned 90, 180 or 270 degrees.")
+    p_stretch: float = Field(0.0, ge=0, le=1)
+    stretch_ratio: float = Field(1.6, ge=1, description="Strongest squeeze of one axis.")
+    p_outline: float = Field(0.0, ge=0, le=1, description="Mark redrawn as contour lines.")
+    p_wordmark: float = Field(0.0, ge=0, le=1, description="Mark shrunk beside a word.")
+    p_banner: float = Field(0.0, ge=0, le=1, description="A band with a word across the mark.")
+    p_ground: float = Field(0.0, ge=0, le=1, description="Coloured instead of white ground.")
+    p_frame: float = Field(0.0, ge=0, le=1)
+    p_degrade: float = Field(0.0, ge=0, le=1, description="Blur, JPEG, noise, posterise, low res.")
 
 
 def rotate(image: Image.Image, rng: random.Random, degrees: float) -> Image.Image:
@@ -71,7 +78,7 @@ def colour_jitter(
     image: Image.Image, rng: random.Random, strength: float, hue: float
 ) -> Image.Image:
     """Brightness, contrast, saturation and hue of the mark; the background stays white."""
-    background = ~_mark_mask(np.asarray(image))
+    background = ~mark_mask(np.asarray(image))
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         image = enhancer(image).enhance(rng.uniform(1 - strength, 1 + strength))
     if hue > 0:
@@ -87,7 +94,7 @@ def monochrome(image: Image.Image) -> Image.Image:
     """The mark in solid black on white (marks are often filed this way)."""
     pixels = np.asarray(image)
     out = np.full_like(pixels, 255)
-    out[_mark_mask(pixels)] = 0
+    out[mark_mask(pixels)] = 0
     return Image.fromarray(out)
 
 
@@ -95,7 +102,7 @@ def invert_mark(image: Image.Image) -> Image.Image:
     """Invert the mark's colours but keep the background white."""
     pixels = np.asarray(image)
     out = pixels.copy()
-    mask = _mark_mask(pixels)
+    mask = mark_mask(pixels)
     out[mask] = 255 - pixels[mask]
     return Image.fromarray(out)
 
@@ -121,10 +128,21 @@ class LogoAugment:
 
     def __call__(self, image: Image.Image, rng: random.Random) -> Image.Image:
         p = self.params
+
+        def chance(probability: float) -> bool:
+            # No draw at all for an edit switched off: older recipes keep their exact views.
+            return probability > 0 and rng.random() < probability
+
         image = crop(image, rng, *p.crop_area)
+        if chance(p.p_stretch):
+            image = edits.stretch(image, rng, p.stretch_ratio)
         image = rescale(image, rng, *p.scale)
         if p.rotation_degrees:
             image = rotate(image, rng, p.rotation_degrees)
+        if chance(p.p_quarter_turn):
+            image = edits.quarter_turn(image, rng)
+        if chance(p.p_mirror):
+            image = ImageOps.mirror(image)
         if rng.random() < p.p_jitter:
             image = colour_jitter(image, rng, p.jitter, p.hue)
         colour = rng.random()
@@ -134,6 +152,18 @@ class LogoAugment:
             image = invert_mark(image)
         elif colour < p.p_monochrome + p.p_invert + p.p_grayscale:
             image = ImageOps.grayscale(image).convert("RGB")
+        if chance(p.p_outline):
+            image = edits.outline(image, rng)
+        if chance(p.p_wordmark):
+            image = edits.add_wordmark(image, rng)
+        if chance(p.p_frame):
+            image = edits.frame(image, rng)
         if rng.random() < p.p_occlusion:
             image = occlude(image, rng, *p.occlusion_area)
+        if chance(p.p_banner):
+            image = edits.banner(image, rng)
+        if chance(p.p_ground):
+            image = edits.coloured_ground(image, rng)  # last: every edit above assumes white
+        if chance(p.p_degrade):
+            image = edits.degrade(image, rng)
         return image

@@ -160,7 +160,11 @@ class PairBatches:
             keys = [k or v for k, v in zip(keys, images.vienna, strict=True)]
         self.partners = positive_partners(keys)
         codes = {key: code for code, key in enumerate(sorted({k for k in keys if k}))}
-        self.codes = np.array([codes[k] if k else -1 for k in keys], dtype=np.int64)
+        # An image without a known partner is its own key: from the second epoch on, the queue
+        # holds keys of the batch's own images, and those must not count as negatives.
+        self.codes = np.array(
+            [codes[k] if k else len(codes) + i for i, k in enumerate(keys)], dtype=np.int64
+        )
         self.p_partner = p_partner
         self.workers = workers
 
@@ -172,7 +176,7 @@ class PairBatches:
         return np.random.default_rng((self.seed, epoch)).permutation(len(self.images))
 
     def labels(self, epoch: int, step: int) -> torch.Tensor:
-        """Positive-key codes of batch ``step`` (-1: the image has no known partner)."""
+        """Positive-key codes of batch ``step`` (a group's, or the image's own)."""
         chosen = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
         return torch.from_numpy(self.codes[chosen])
 

@@ -193,6 +193,7 @@ def set_up(source: SourceSpec, store: ArtifactStore, params: TrainParams) -> Tra
         hidden_dim=params.hidden_dim,
         queue_size=params.queue_size,
         temperature=params.temperature,
+        supervised=params.loss == "supcon",
     ).to(device)
     train_images, val_images, pairs = split_images(store, source, params, params.image_size)
     augment = LogoAugment(params.augment)
@@ -314,9 +315,7 @@ def train_one_epoch(
     while state.batch < setup.steps_per_epoch and state.step < setup.total:
         view1, view2 = setup.batches.batch(epoch, state.batch, pool)
         view1, view2 = view1.to(device, non_blocking=True), view2.to(device, non_blocking=True)
-        labels = None
-        if params.loss == "supcon":
-            labels = setup.batches.labels(epoch, state.batch).to(device)
+        labels = setup.batches.labels(epoch, state.batch).to(device)
         with torch.autocast(
             device_type=device,
             dtype=setup.autocast or torch.float32,

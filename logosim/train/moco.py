@@ -4,9 +4,12 @@ Query path: backbone → projector → predictor; key path: momentum copies of b
 projector (no gradients). The loss is symmetric (view 1 queries view 2's keys and back).
 Negatives are the other keys of the batch (MoCo v3) plus, with ``queue_size > 0``, a queue
 of past keys (MoCo v2's dictionary); ``queue_size=0`` is the queue-free v3 form.
-With ``labels`` (a group code per image, -1 for none) the loss is supervised-contrastive:
-every key of the query's group, in the batch or the queue, is a positive rather than a
-negative, so renditions of one brand drawn in different styles are pulled together.
+Every image carries a positive-key code (its group's, or its own when it has no known
+partner), and so does every queued key. With ``supervised`` the loss is supervised-contrastive:
+every key of the query's code, in the batch or the queue, is a positive rather than a negative,
+so renditions of one brand drawn in different styles are pulled together. Plain InfoNCE leaves
+such keys out of the negatives. Either way an image's own key from an earlier epoch, still in
+the queue, is never its negative.
 """
 
 from __future__ import annotations
@@ -30,16 +33,27 @@ def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
 
 
 def info_nce(
-    query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, temperature: float
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    queue: torch.Tensor | None,
+    temperature: float,
+    labels: torch.Tensor | None = None,
+    queue_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of each query against its own key among the batch keys (+ the queue)."""
+    """Cross-entropy of each query against its own key among the batch keys (+ the queue).
+    A queued key with the query's label (its own image's key from an earlier epoch, or one of
+    its group) is left out: it is not a negative."""
     q = F.normalize(query.float(), dim=1)
     k = F.normalize(keys.float(), dim=1)
     logits = q @ k.T
     if queue is not None and len(queue):
-        logits = torch.cat([logits, q @ queue.T], dim=1)
-    labels = torch.arange(len(q), device=q.device)
-    return F.cross_entropy(logits / temperature, labels)
+        queued = q @ queue.T
+        if labels is not None and queue_labels is not None:
+            same = (labels[:, None] == queue_labels[None, :]) & (labels[:, None] >= 0)
+            queued = queued.masked_fill(same, float("-inf"))
+        logits = torch.cat([logits, queued], dim=1)
+    targets = torch.arange(len(q), device=q.device)
+    return F.cross_entropy(logits / temperature, targets)
 
 
 def supervised_nce(
@@ -85,8 +99,10 @@ class MoCo(nn.Module):
         hidden_dim: int = 1024,
         queue_size: int = 65_536,
         temperature: float = 0.2,
+        supervised: bool = False,
     ) -> None:
         super().__init__()
+        self.supervised = supervised  # SupCon (labels are positives) rather than InfoNCE
         self.backbone = backbone
         self.projector = mlp(dim, hidden_dim, proj_dim)
         self.predictor = mlp(proj_dim, hidden_dim, proj_dim)
@@ -98,7 +114,7 @@ class MoCo(nn.Module):
         queue = F.normalize(torch.randn(queue_size, proj_dim), dim=1)
         self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        # Group code of each queued key; -1 (no group) for the random initial keys.
+        # Positive-key code of each queued key; -1 for the random initial keys.
         self.register_buffer("queue_labels", torch.full((queue_size,), -1, dtype=torch.long))
 
     def key_encoder_parameters(self):
@@ -135,25 +151,26 @@ class MoCo(nn.Module):
     def forward(
         self, view1: torch.Tensor, view2: torch.Tensor, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The symmetric loss of one batch of positive pairs (supervised-contrastive when
-        ``labels`` are given); updates nothing."""
+        """The symmetric loss of one batch of positive pairs; ``labels`` (one positive-key
+        code per image) make queued keys of the same code positives (SupCon) or, for InfoNCE,
+        keep them out of the negatives. Updates nothing."""
         q1 = self.predictor(self.projector(self.backbone(view1)))
         q2 = self.predictor(self.projector(self.backbone(view2)))
         with torch.no_grad():
             k1 = self.key_projector(self.key_backbone(view1))
             k2 = self.key_projector(self.key_backbone(view2))
         self._last_keys = torch.cat([k1, k2]).detach()
+        self._last_labels = None if labels is None else torch.cat([labels, labels])
         queue = self.queue.clone() if len(self.queue) else None
-        if labels is not None:
-            self._last_labels = torch.cat([labels, labels])
-            queue_labels = self.queue_labels.clone()
+        queue_labels = self.queue_labels.clone()
+        if self.supervised and labels is not None:
             return 0.5 * (
                 supervised_nce(q1, k2, labels, queue, queue_labels, self.temperature)
                 + supervised_nce(q2, k1, labels, queue, queue_labels, self.temperature)
             )
-        self._last_labels = None
         return 0.5 * (
-            info_nce(q1, k2, queue, self.temperature) + info_nce(q2, k1, queue, self.temperature)
+            info_nce(q1, k2, queue, self.temperature, labels, queue_labels)
+            + info_nce(q2, k1, queue, self.temperature, labels, queue_labels)
         )
 
     def after_step(self, momentum: float) -> None:

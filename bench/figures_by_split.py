@@ -1,0 +1,100 @@
+"""Dev-bench and dev copy-set figures per split (issue 16): choose on val, report on test.
+
+- Bench store: leave-one-out over the whole bench, queries from each split's groups.
+- Copy-set store: the copy set's 1,500 sources come from all three bench splits; queries are
+  the copies and originals of each split's sources (gallery = all 12,390 images). Choosing on
+  the copies of *val* sources keeps the test figure honest when training imitates register
+  edits. R@1 per edit type (copy queries) says which edits still move the descriptor.
+Both read a built store's live index vectors (as evaluate scores them) and a built dev-bench
+store's splits; prints JSON.
+
+    .venv/bin/python bench/figures_by_split.py --bench-store B --copy-store C --splits-from /tmp/devbench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from logosim.core.store import ArtifactStore
+from logosim.data.splits import load_split_ids
+from logosim.index.logo_index import LogoIndex
+from logosim.search.evaluate import stored_vectors
+from logosim.search.metrics import leave_one_out
+
+DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
+COPY_SET = "/tmp/bench/copy_dev.parquet"
+SPLITS = ("train", "val", "test")
+
+
+def rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def _columns(path: str, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    table = pq.read_table(path, columns=["id", *names])
+    ids = table.column("id").to_pylist()
+    return {n: dict(zip(ids, table.column(n).to_pylist(), strict=True)) for n in names}
+
+
+def per_split(
+    store: ArtifactStore,
+    splits_from: ArtifactStore,
+    groups_of: dict[str, str],
+    split_key: Callable[[str, str | None], str | None],
+) -> tuple[dict, list[str], np.ndarray, list[str | None]]:
+    ids, vectors = stored_vectors(store, LogoIndex.load(store).manifest)
+    x = np.ascontiguousarray(vectors, np.float32)
+    groups = [groups_of[i] or None for i in ids]
+    figures = {}
+    for split in SPLITS:
+        members = load_split_ids(splits_from, split)
+        mask = np.array([split_key(i, g) in members for i, g in zip(ids, groups, strict=True)])
+        figures[split] = rounded(leave_one_out(x, groups, mask))
+    return figures, ids, x, groups
+
+
+def bench_figures(store: ArtifactStore, splits_from: ArtifactStore) -> dict:
+    groups = _columns(DEV_BENCH, ("group",))["group"]
+    return per_split(store, splits_from, groups, lambda image, group: image)[0]
+
+
+def copy_figures(store: ArtifactStore, splits_from: ArtifactStore, copy_set: str) -> dict:
+    columns = _columns(copy_set, ("group", "edit"))
+    # A copy's group is its source's id, and a source's group is its own id.
+    figures, ids, x, groups = per_split(
+        store, splits_from, columns["group"], lambda image, group: group
+    )
+    edit_of = columns["edit"]
+    edits = sorted({e for i in ids for e in (edit_of[i] or "").split("+") if e})
+    figures["copy queries by edit"] = {
+        edit: rounded(
+            leave_one_out(x, groups, np.array([edit in (edit_of[i] or "").split("+") for i in ids]))
+        )
+        for edit in edits
+    }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench-store")
+    parser.add_argument("--copy-store")
+    parser.add_argument("--splits-from", required=True)
+    parser.add_argument("--copy-set", default=COPY_SET)
+    args = parser.parse_args()
+    splits = ArtifactStore(args.splits_from)
+    figures = {}
+    if args.bench_store:
+        figures["bench"] = bench_figures(ArtifactStore(args.bench_store), splits)
+    if args.copy_store:
+        figures["copies"] = copy_figures(ArtifactStore(args.copy_store), splits, args.copy_set)
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

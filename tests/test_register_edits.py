@@ -1,0 +1,112 @@
+"""The register edits a training view may get (issue 16): each does what its name says."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from logosim.train import register_edits as edits
+from logosim.train.augment import AugmentParams, LogoAugment
+
+SIZE = 128
+ALL_EDITS = AugmentParams(
+    p_mirror=1,
+    p_quarter_turn=1,
+    p_stretch=1,
+    p_outline=1,
+    p_wordmark=1,
+    p_banner=1,
+    p_ground=1,
+    p_frame=1,
+    p_degrade=1,
+)
+
+
+def _logo() -> Image.Image:
+    """A red disc with a blue bar on its left: not symmetric, so turns and mirrors show."""
+    image = Image.new("RGB", (SIZE, SIZE), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((30, 30, 98, 98), fill=(200, 30, 30))
+    draw.rectangle((14, 20, 30, 108), fill=(20, 20, 160))
+    return image
+
+
+def _mark(image: Image.Image) -> np.ndarray:
+    return edits.mark_mask(np.asarray(image))
+
+
+def test_quarter_turn_moves_the_bar_off_the_left_edge():
+    for seed in range(6):
+        turned = _mark(edits.quarter_turn(_logo(), random.Random(seed)))
+        assert turned.sum() == _mark(_logo()).sum()  # a square turned a quarter loses nothing
+        assert not np.array_equal(turned, _mark(_logo()))
+
+
+def test_stretch_squeezes_one_axis_and_keeps_the_canvas():
+    squeezed = edits.stretch(_logo(), random.Random(3), ratio=2.0)
+    assert squeezed.size == (SIZE, SIZE)
+    rows, cols = np.nonzero(_mark(squeezed))
+    original_rows, original_cols = np.nonzero(_mark(_logo()))
+    spans = (np.ptp(rows), np.ptp(cols))
+    original = (np.ptp(original_rows), np.ptp(original_cols))
+    assert min(s / o for s, o in zip(spans, original, strict=True)) < 0.95
+    assert max(s / o for s, o in zip(spans, original, strict=True)) > 0.97
+
+
+def test_outline_keeps_the_contour_and_empties_the_inside():
+    drawn = edits.outline(_logo(), random.Random(0))
+    mark = _mark(drawn)
+    assert not mark[64, 64]  # the disc's centre is blank now
+    assert 0 < mark.sum() < 0.5 * _mark(_logo()).sum()
+    assert len({tuple(p) for p in np.asarray(drawn)[mark]}) == 1  # one ink colour
+
+
+def test_wordmark_shrinks_the_symbol_and_writes_beside_it():
+    for seed in range(4):
+        filed = edits.add_wordmark(_logo(), random.Random(seed))
+        pixels = np.asarray(filed)
+        reds = (pixels[..., 0] > 150) & (pixels[..., 1] < 80)
+        assert 0 < reds.sum() < 0.8 * ((np.asarray(_logo())[..., 0] > 150).sum())
+        assert _mark(filed).sum() > reds.sum()  # the word adds ink outside the symbol
+
+
+def test_banner_ground_and_frame_add_what_they_say():
+    banner = np.asarray(edits.banner(_logo(), random.Random(1)))
+    full_rows = _mark(Image.fromarray(banner)).mean(axis=1) > 0.7  # the word is white
+    assert full_rows.sum() >= 0.15 * SIZE - 1  # a band across the whole width
+    ground = edits.coloured_ground(_logo(), random.Random(2))
+    assert ground.getpixel((0, 0)) != (255, 255, 255)
+    assert ground.getpixel((64, 64)) == _logo().getpixel((64, 64))  # the mark is untouched
+    framed = _mark(edits.frame(_logo(), random.Random(5)))
+    assert framed.sum() > _mark(_logo()).sum()
+
+
+def test_degrade_changes_pixels_but_keeps_the_mark_in_place():
+    for seed in range(10):
+        worse = edits.degrade(_logo(), random.Random(seed))
+        assert worse.size == (SIZE, SIZE) and worse.mode == "RGB"
+        assert not np.array_equal(np.asarray(worse), np.asarray(_logo()))
+        assert np.asarray(worse)[64, 64, 0] > 120  # still red-ish at the disc's centre
+
+
+def test_views_with_every_edit_are_reproducible_and_sized():
+    augment = LogoAugment(ALL_EDITS)
+    for seed in range(5):
+        first = np.asarray(augment(_logo(), random.Random(seed)))
+        assert first.shape == (SIZE, SIZE, 3)
+        assert np.array_equal(first, np.asarray(augment(_logo(), random.Random(seed))))
+
+
+def test_edits_switched_off_draw_no_randomness():
+    """Recipes from before the edits (the shipped model's) keep their exact views: an edit
+    at p = 0 takes no draw from the view's random stream, one at any p > 0 does."""
+    states = []
+    for p_banner in (None, 0.0, 1e-12):
+        extra = {} if p_banner is None else {"p_banner": p_banner}
+        rng = random.Random(7)
+        LogoAugment(AugmentParams(**extra))(_logo(), rng)
+        states.append(rng.getstate())
+    assert states[0] == states[1]
+    assert states[2] != states[0]
