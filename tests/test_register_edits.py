@@ -11,17 +11,8 @@ from logosim.train import register_edits as edits
 from logosim.train.augment import AugmentParams, LogoAugment
 
 SIZE = 128
-ALL_EDITS = AugmentParams(
-    p_mirror=1,
-    p_quarter_turn=1,
-    p_stretch=1,
-    p_outline=1,
-    p_wordmark=1,
-    p_banner=1,
-    p_ground=1,
-    p_frame=1,
-    p_degrade=1,
-)
+EDITS = ("mirror", "quarter_turn", "stretch", "outline", "wordmark", "banner", "ground", "frame")
+ALL_EDITS = AugmentParams(**{f"p_{edit}": 1.0 for edit in (*EDITS, "degrade")})
 
 
 def _logo() -> Image.Image:
