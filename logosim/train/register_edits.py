@@ -12,7 +12,6 @@ import io
 import random
 import string
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
@@ -47,6 +46,8 @@ def stretch(image: Image.Image, rng: random.Random, ratio: float) -> Image.Image
 
 def outline(image: Image.Image, rng: random.Random) -> Image.Image:
     """The mark redrawn as line art: every colour edge (inner details too), 1–2 px, one ink."""
+    import cv2  # here, not at the top: TrainParams imports this module and `--help` stays light
+
     grey = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
     edges = cv2.Canny(grey, 40, 120) > 0
     if rng.random() < 0.5:
