@@ -14,10 +14,11 @@ from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.models import load_backbone
 from logosim.train.augment import AugmentParams, LogoAugment, invert_mark, monochrome
 from logosim.train.data import PairBatches, load_images, positive_partners
-from logosim.train.loop import lr_factor, resolve_precision
+from logosim.train.loop import lr_factor, resolve_precision, set_train_mode
 from logosim.train.moco import MoCo, info_nce, momentum_at, supervised_nce
 from logosim.train.params import TrainParams
 from logosim.train.soup import average_weights, soup_bytes
+from logosim.train.validate import embed_arrays
 
 
 def _logo(colour=(200, 30, 30), size=96) -> Image.Image:
@@ -167,6 +168,21 @@ def test_moco_step_moves_the_query_encoder_and_fills_the_queue(demo_images):
     assert torch.allclose(model.key_projector[0].weight, expected, atol=1e-6)
     assert int(model.queue_ptr) == 8  # two views of four images
     assert all(p.grad is None for p in model.key_encoder_parameters())
+
+
+def test_validation_leaves_frozen_batchnorm_frozen_for_the_next_epoch():
+    loaded = load_backbone()
+    model = MoCo(loaded.module, loaded.dim, proj_dim=32, hidden_dim=64, queue_size=16)
+    set_train_mode(model, freeze_bn=True)
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    running_mean = norms[0].running_mean.clone()
+    vectors = embed_arrays(
+        model.backbone, [np.asarray(_logo())], loaded.mean, loaded.std, "cpu", None
+    )
+    assert vectors.shape == (1, loaded.dim)
+    assert model.backbone.training and norms and not any(m.training for m in norms)
+    model.backbone(torch.randn(2, 3, 64, 64))  # a training step's forward pass
+    assert torch.equal(norms[0].running_mean, running_mean)
 
 
 def test_supcon_step_queues_the_group_codes(demo_images):

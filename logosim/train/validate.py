@@ -33,7 +33,10 @@ def embed_arrays(
     batch_size: int = 64,
 ) -> np.ndarray:
     """L2-normalised descriptors of HWC uint8 images (or PIL images), in eval mode."""
-    was_training = backbone.training
+    # Restore each module's own mode: ``train(True)`` on the whole backbone would also switch
+    # on the BatchNorm layers that training keeps frozen (eval), and the epochs after the
+    # first validation would then train against drifting batch statistics.
+    modes = [(module, module.training) for module in backbone.modules()]
     backbone.eval()
     out = []
     for start in range(0, len(images), batch_size):
@@ -42,7 +45,8 @@ def embed_arrays(
             device_type=device, dtype=autocast or torch.float32, enabled=autocast is not None
         ):
             out.append(nn.functional.normalize(backbone(x).float(), dim=1).cpu().numpy())
-    backbone.train(was_training)
+    for module, training in modes:
+        module.training = training
     return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
 
