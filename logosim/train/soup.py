@@ -1,9 +1,9 @@
 """Weight-space averaging ("model soup", Wortsman et al. 2022) of fine-tuned backbones.
 
 Runs of the logo recipe from the same ImageNet start, differing only in their seed, land in
-one basin: their average retrieves better than each of them (notes/issue-16-tuned-model.md,
-third round). Since the recipe peaks within its first epoch, this is how more CPU time buys
-a better model: more seeds, one average.
+one basin: their average retrieved better on val than each of them
+(notes/issue-16-tuned-model.md, third round), which is how the shipped v2 was made: three
+one-epoch seeds, one average.
 """
 
 from __future__ import annotations
