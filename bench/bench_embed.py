@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import DEV_BENCH
 from PIL import Image
 
 from logosim.core.monitor import peak_rss_mb
@@ -36,7 +37,6 @@ from logosim.embed.embedder import Embedder
 from logosim.embed.params import EmbedParams
 from logosim.embed.runtime import physical_cores
 
-DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "embed.json"
 OPTIONS = ("eager", "channels_last", "bf16", "onnx", "openvino", "openvino_bf16")
 COSINE_FLOOR = 0.999

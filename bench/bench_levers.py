@@ -13,20 +13,16 @@ import json
 import time
 from pathlib import Path
 
+from bench_data import COPY_SET, DEV_BENCH, rounded
+
 import flows  # noqa: F401  (Prefect defaults before Prefect is imported)
 from flows.build import BuildParams
 from flows.evaluate import evaluate_flow
 from logosim.data.sources import SourceSpec
 from logosim.embed.params import EmbedParams
 
-DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
-COPY_SET = "/tmp/bench/copy_dev.parquet"
 RESULTS = Path(__file__).parent / "results" / "levers.json"
 KEYS = ("recall@1", "recall@10", "recall@100", "map", "nar", "queries")
-
-
-def rounded(metrics: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if k in KEYS}
 
 
 def run(name: str, source: str, store: Path, embed: EmbedParams) -> tuple[dict, float]:
@@ -58,12 +54,12 @@ def main() -> None:
         "embed": embed.model_dump(include={"model", "weights", "image_size", "normalize"})
     }
     bench, seconds = run(args.name, DEV_BENCH, args.stores / f"{args.name}-bench", embed)
-    entry["test_split"] = rounded(bench.get("test_split", {}))
-    entry["all_queries"] = rounded(bench)
+    entry["test_split"] = rounded(bench.get("test_split", {}), KEYS)
+    entry["all_queries"] = rounded(bench, KEYS)
     entry["bench_seconds"] = round(seconds, 1)
     if not args.skip_copies:
         copies, seconds = run(args.name, COPY_SET, args.stores / f"{args.name}-copy", embed)
-        entry["copies"] = rounded(copies)
+        entry["copies"] = rounded(copies, KEYS)
         entry["copy_seconds"] = round(seconds, 1)
     print(json.dumps(entry, indent=1))
     report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

@@ -21,11 +21,12 @@ import statistics
 import time
 from pathlib import Path
 
+from bench_data import DEV_BENCH
+
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.embedder import Embedder
 from logosim.embed.params import EmbedParams
 
-DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "local_cost.json"
 
 

@@ -22,13 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from bench_data import DEV_BENCH
 
 from logosim.data.decode import decode_image
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.normalize import to_chw, to_model_input
 from logosim.embed.packaged import headless, read_packaged
 
-DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "local_head.json"
 
 

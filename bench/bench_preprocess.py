@@ -17,13 +17,13 @@ from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from bench_data import DEV_BENCH
 
 from logosim.preprocess.ocr import OcrParams
 from logosim.preprocess.ocr_pool import OcrPool
 from logosim.preprocess.stage import OcrItem, PreprocessParams, analyse_image
 from logosim.preprocess.text_mask import MaskFlag
 
-DEV_BENCH = Path("/work/shared/bench/logo_bench_dev.parquet")
 RESULTS = Path(__file__).parent / "results" / "preprocess.json"
 
 CONFIGS: dict[str, dict] = {

@@ -13,11 +13,11 @@ import resource
 import time
 from pathlib import Path
 
+from bench_data import DEV_BENCH
+
 from logosim.data.chunks import plan_chunks
 from logosim.data.sources import open_source
 from logosim.data.stats import ImageStats, StatsParams, records_stats
-
-DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 
 
 def main() -> None:

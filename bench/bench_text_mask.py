@@ -18,6 +18,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+from bench_data import DEV_BENCH
+
 from logosim.core.records import LogoRecord
 from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec, open_source
@@ -30,7 +32,6 @@ from logosim.preprocess.stage import OcrItem, PreprocessParams, analyse_image
 from logosim.preprocess.text_mask import MaskFlag, MaskParams
 from logosim.search.metrics import leave_one_out
 
-DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 RESULTS = Path(__file__).parent / "results" / "text_mask.json"
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from bench_data import DEV_BENCH
 
 from logosim.core.store import ArtifactStore
 from logosim.data.splits import load_split_ids
 from logosim.index.logo_index import LogoIndex
 from logosim.search.evaluate import stored_vectors
 
-DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow.parquet as pq
+from bench_data import COPY_SET, DEV_BENCH, rounded
 
 from logosim.core.store import ArtifactStore
 from logosim.data.splits import load_split_ids
@@ -26,13 +27,7 @@ from logosim.index.logo_index import LogoIndex
 from logosim.search.evaluate import stored_vectors
 from logosim.search.metrics import leave_one_out
 
-DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
-COPY_SET = "/tmp/bench/copy_dev.parquet"
 SPLITS = ("train", "val", "test")
-
-
-def rounded(metrics: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
 def _columns(path: str, names: tuple[str, ...]) -> dict[str, dict[str, str]]:

@@ -52,15 +52,11 @@ def rescale(image: Image.Image, rng: random.Random, low: float, high: float) -> 
     """Shrink the mark on a white canvas of the same size, at a random position."""
     factor = rng.uniform(low, high)
     width, height = image.size
-    small = image.resize(
-        (max(1, round(width * factor)), max(1, round(height * factor))),
-        Image.Resampling.BILINEAR,
+    return edits.on_white(
+        image,
+        (round(width * factor), round(height * factor)),
+        lambda w, h: (rng.randint(0, width - w), rng.randint(0, height - h)),
     )
-    canvas = Image.new("RGB", image.size, WHITE)
-    canvas.paste(
-        small, (rng.randint(0, width - small.width), rng.randint(0, height - small.height))
-    )
-    return canvas
 
 
 def crop(image: Image.Image, rng: random.Random, low: float, high: float) -> Image.Image:

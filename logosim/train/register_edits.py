@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import random
 import string
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -27,6 +28,17 @@ def _dark_colour(rng: random.Random) -> tuple[int, int, int]:
     return tuple(rng.randint(0, 110) for _ in range(3))  # type: ignore[return-value]
 
 
+def on_white(
+    image: Image.Image, size: tuple[int, int], place: Callable[[int, int], tuple[int, int]]
+) -> Image.Image:
+    """``image`` resized to ``size`` (at least 1 px a side) on a white canvas as large as it
+    was; ``place(width, height)`` of the resized mark gives its top-left corner."""
+    small = image.resize((max(1, size[0]), max(1, size[1])), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", image.size, WHITE)
+    canvas.paste(small, place(small.width, small.height))
+    return canvas
+
+
 def quarter_turn(image: Image.Image, rng: random.Random) -> Image.Image:
     return image.rotate(rng.choice((90, 180, 270)), expand=False, fillcolor=WHITE)
 
@@ -38,10 +50,7 @@ def stretch(image: Image.Image, rng: random.Random, ratio: float) -> Image.Image
     size = (
         (round(width * factor), height) if rng.random() < 0.5 else (width, round(height * factor))
     )
-    small = image.resize((max(1, size[0]), max(1, size[1])), Image.Resampling.BILINEAR)
-    canvas = Image.new("RGB", image.size, WHITE)
-    canvas.paste(small, ((width - small.width) // 2, (height - small.height) // 2))
-    return canvas
+    return on_white(image, size, lambda w, h: ((width - w) // 2, (height - h) // 2))
 
 
 def outline(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -71,22 +80,22 @@ def add_wordmark(image: Image.Image, rng: random.Random) -> Image.Image:
     else:
         side = rng.uniform(0.55, 0.75)
         size = (round(width * side), round(height * side))
-    small = image.resize((max(1, size[0]), max(1, size[1])), Image.Resampling.BILINEAR)
-    canvas = Image.new("RGB", image.size, WHITE)
+    size = (max(1, size[0]), max(1, size[1]))
+    canvas = on_white(
+        image, size, lambda w, h: (0, (height - h) // 2) if right else ((width - w) // 2, 0)
+    )
     draw = ImageDraw.Draw(canvas)
     word, colour = _word(rng), _dark_colour(rng)
     if right:
-        canvas.paste(small, (0, (height - small.height) // 2))
-        room = width - small.width
+        room = width - size[0]
         font = ImageFont.load_default(size=max(8, round(height * rng.uniform(0.12, 0.25))))
         while font.size > 8 and draw.textlength(word, font=font) > room * 0.95:
             font = font.font_variant(size=font.size - 1)
-        draw.text((small.width + room / 2, height / 2), word, fill=colour, font=font, anchor="mm")
+        draw.text((size[0] + room / 2, height / 2), word, fill=colour, font=font, anchor="mm")
     else:
-        canvas.paste(small, ((width - small.width) // 2, 0))
-        room = height - small.height
+        room = height - size[1]
         font = ImageFont.load_default(size=max(8, round(room * rng.uniform(0.45, 0.7))))
-        draw.text((width / 2, small.height + room / 2), word, fill=colour, font=font, anchor="mm")
+        draw.text((width / 2, size[1] + room / 2), word, fill=colour, font=font, anchor="mm")
     return canvas
 
 
