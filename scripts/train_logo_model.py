@@ -3,8 +3,8 @@
 Supervised-contrastive MoCo: every image is its own positive under augmentation (the
 register edits of ``logosim/train/register_edits.py`` included), and the other renditions of
 its brand group (train split only; 89 % of those pairs come from another icon collection) are
-positives too, in the batch and in the key queue. Each seed is one epoch, its learning rate
-warmed up over the first half and annealed to zero over the second; model choice on the val
+positives too, in the batch and in the key queue. Each seed is three epochs, its learning rate
+warmed up over the first half epoch and annealed to zero by the end; model choice on the val
 split (``train/best.pt``); the test split is never seen. The seeds' weights are then averaged
 into one model (a "soup", ``logosim/train/soup.py``): ``<store>/logo-soup.pt``.
 
@@ -15,8 +15,8 @@ one and stop, so it can run in short holds:
         .venv/bin/python scripts/train_logo_model.py --store /tmp/logo-train \\
         --splits-from /tmp/bench-store
 
-With the defaults it reproduces the shipped ``logosim/embed/weights/lite0-logo-v2.pt``
-(docs/model.md): seeds 0, 1 and 2, about 4 min each on 2 CPU cores.
+With the defaults it reproduces the shipped ``logosim/embed/weights/lite0-logo-v3.pt``
+(docs/model.md): seeds 0, 1 and 2, about 13 min each on 2 CPU cores.
 
 The store must hold the dev bench's splits (`logosim build --source BENCH --group-column
 group --store DIR` writes them; the script copies them from ``--splits-from`` when missing).
@@ -55,7 +55,7 @@ REGISTER_EDITS = {
 
 
 def params(
-    seed: int, epochs: int = 1, lr: float = 2e-4, edits: bool = True, queue: int = 4096
+    seed: int, epochs: int = 3, lr: float = 2e-4, edits: bool = True, queue: int = 4096
 ) -> TrainParams:
     """The shipped recipe (see docs/model.md), one seed."""
     return TrainParams(
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--splits-from", type=Path, help="A built bench store with splits/.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=1, help="Length of the lr schedule.")
+    parser.add_argument("--epochs", type=int, default=3, help="Length of the lr schedule.")
     parser.add_argument("--lr", type=float, default=2e-4, help="Peak learning rate.")
     parser.add_argument(
         "--edits", action=argparse.BooleanOptionalAction, default=True, help="Register edits."

@@ -44,7 +44,7 @@ def require_torch(what: str) -> None:
 
 def logo_weights_path() -> Path:
     """The logo-tuned Lite0 inside the package (``weights='logo'``; see docs/model.md)."""
-    return Path(__file__).parent / "weights" / "lite0-logo-v2.pt"
+    return Path(__file__).parent / "weights" / "lite0-logo-v3.pt"
 
 
 def packaged_weights(model: str, weights: str) -> str:

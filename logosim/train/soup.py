@@ -1,9 +1,9 @@
 """Weight-space averaging ("model soup", Wortsman et al. 2022) of fine-tuned backbones.
 
 Runs of the logo recipe from the same ImageNet start, differing only in their seed, land in
-one basin: their average retrieved better on val than each of them
-(notes/issue-16-tuned-model.md, third round), which is how the shipped v2 was made: three
-one-epoch seeds, one average.
+one basin: their average retrieves at least as well as the seeds' mean without needing a
+lucky seed (notes/issue-16-tuned-model.md, third and fourth rounds), which is how the shipped
+model is made: three seeds, one average.
 """
 
 from __future__ import annotations
