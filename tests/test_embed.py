@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from logosim.data.chunks import ChunkJob, plan_chunks
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed import runtime as runtime_module
 from logosim.embed.embedder import Embedder, is_out_of_memory, progress_hook
+from logosim.embed.local_features import Layout
 from logosim.embed.normalize import to_array, to_model_input
 from logosim.embed.params import EmbedParams, PrepareSpec
 from logosim.embed.runner import embed_chunk
@@ -388,3 +390,17 @@ def test_embed_flow_caches_chunks_and_recomputes_a_missing_one(prefect_server, t
     assert list(redone["ids"]) == list(lost["ids"])
     np.testing.assert_allclose(redone["embeddings"], lost["embeddings"], atol=1e-5)
     assert [f.stat().st_mtime_ns for f in (files[0], files[2])] == [stamps[0], stamps[2]]
+
+
+@pytest.mark.parametrize("size", [100, 260])
+def test_local_descriptors_at_a_size_the_stride_does_not_divide(size):
+    """Lite2's native 260 px gives a 9×9 map (stride-2 layers round up); the local head's grid
+    must match it, or the build fails in the head's matrix product."""
+    embedder = Embedder(EmbedParams(runtime="eager", weights="wheel", image_size=size))
+    side = -(-size // 32)
+    assert embedder.grid == (side, side)
+    logos = [Image.open(io.BytesIO(r.data)).convert("RGB") for r in records(DEMO)[:2]]
+    vectors, blocks = embedder.embed_images_local(logos)
+    assert vectors.shape == (2, embedder.dim) and np.isfinite(vectors).all()
+    assert blocks is not None and blocks.shape[:2] == (2, Layout((side, side)).slots)
+    assert np.isfinite(blocks.astype(np.float32)).all()

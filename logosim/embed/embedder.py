@@ -155,7 +155,9 @@ def torch_backbone(params: EmbedParams) -> tuple[LoadedBackbone, LocalProjection
     from logosim.embed.local_head import LocalHead
 
     projection = load_projection(loaded.weights_digest, loaded.dim)
-    side = max(1, params.image_size // 32)  # the backbone's stride
+    # the backbone's stride is 32 and its stride-2 layers round up (TF 'same' padding and
+    # k3/p1 convs alike): a 260-px input gives a 9×9 map, not 8×8
+    side = max(1, -(-params.image_size // 32))
     # before the runtime exports the graph: the head is part of it
     loaded.module.local_head = LocalHead(projection, (side, side))
     return loaded, projection
