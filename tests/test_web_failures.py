@@ -25,6 +25,10 @@ FAST = FetchSettings(
     max_image_bytes=512 * 1024,
 )
 SETTINGS = ExtractSettings(fetch=FAST, domain_timeout=8)
+# For tests not about time: a loaded CI box can stall the loop past FAST's 1-s connect budget
+# (seen once: a blocked name reported as a connect timeout), so they get room to spare.
+PATIENT_FETCH = FAST.model_copy(update={"timeout": 30, "connect_timeout": 10, "read_timeout": 10})
+PATIENT = ExtractSettings(fetch=PATIENT_FETCH, domain_timeout=60)
 LOGO = '<header><img class="logo" src="/logo.png"></header>'
 
 
@@ -147,7 +151,9 @@ def test_robots_can_be_ignored(fleet):
         {"/robots.txt": Page("User-agent: *\nDisallow: /\n", "text/plain"), "/": html(LOGO),
          "/logo.png": png()}
     )  # fmt: skip
-    settings = SETTINGS.model_copy(update={"fetch": FAST.model_copy(update={"obey_robots": False})})
+    settings = PATIENT.model_copy(
+        update={"fetch": PATIENT_FETCH.model_copy(update={"obey_robots": False})}
+    )
     [result] = extract_domains([base + "/"], settings)
     assert result.status == "ok"
 
@@ -160,7 +166,7 @@ def test_robots_rules_for_our_agent_and_paths(fleet):
             '<link rel="apple-touch-icon" href="/apple.png">'),
          "/private/logo.png": png(), "/apple.png": png((180, 180))}
     )  # fmt: skip
-    [result] = extract_domains([base + "/"], SETTINGS)
+    [result] = extract_domains([base + "/"], PATIENT)
     assert result.status == "ok" and result.source == "apple_touch_icon"
     port = int(base.rsplit(":", 1)[1])
     assert "/private/logo.png" not in fleet.hits[port]
@@ -169,8 +175,8 @@ def test_robots_rules_for_our_agent_and_paths(fleet):
 
 # -- the private-address guard ----------------------------------------------------------------
 GUARDED = ExtractSettings(
-    fetch=FAST.model_copy(update={"allow_private": False, "obey_robots": False}),
-    domain_timeout=8,
+    fetch=PATIENT_FETCH.model_copy(update={"allow_private": False, "obey_robots": False}),
+    domain_timeout=60,
 )
 
 
@@ -210,17 +216,17 @@ def test_guard_checks_every_redirect_hop(fleet, monkeypatch):
 
 def test_guard_off_reaches_private_addresses(fleet):
     base = fleet.add({"/": html(LOGO), "/logo.png": png()})
-    [result] = extract_domains([base + "/"], SETTINGS)
+    [result] = extract_domains([base + "/"], PATIENT)
     assert result.status == "ok"
 
 
 def test_unknown_name_is_a_dns_error(fleet):
-    [result] = extract_domains(["nowhere.test"], SETTINGS, resolver=StaticResolver({}))
+    [result] = extract_domains(["nowhere.test"], PATIENT, resolver=StaticResolver({}))
     assert result.reason == "dns_error" and result.transient
 
 
 def test_bad_input_is_reported_not_raised():
-    found = extract_domains(["", "ftp://example.com/", "not a domain"], SETTINGS)
+    found = extract_domains(["", "ftp://example.com/", "not a domain"], PATIENT)
     assert [r.reason for r in found] == ["bad_url", "bad_url", "bad_url"]
 
 
@@ -229,7 +235,7 @@ def test_domain_input_tries_https_then_http(fleet):
     port = int(base.rsplit(":", 1)[1])
     # "site.test:PORT" as a domain: https:// fails to connect (plain HTTP there), http:// works
     [result] = extract_domains(
-        [f"site.test:{port}"], SETTINGS, resolver=StaticResolver({"*": "127.0.0.1"})
+        [f"site.test:{port}"], PATIENT, resolver=StaticResolver({"*": "127.0.0.1"})
     )
     assert result.status == "ok" and result.page_url.startswith("http://site.test")
 
@@ -247,14 +253,14 @@ def test_javascript_hook_renders_an_app_shell(fleet):
             return f"<html><body>{LOGO}</body></html>"
 
     browser = FakeBrowser()
-    [result] = extract_domains([base + "/"], SETTINGS, renderer=browser)
+    [result] = extract_domains([base + "/"], PATIENT, renderer=browser)
     assert browser.urls == [base + "/"]
     assert (result.status, result.source, result.detail) == (
         "ok",
         "img",
         "rendered with JavaScript",
     )
-    [plain] = extract_domains([base + "/"], SETTINGS)  # no renderer: the documented failure
+    [plain] = extract_domains([base + "/"], PATIENT)  # no renderer: the documented failure
     assert plain.reason == "no_usable_candidate"
 
 
@@ -262,7 +268,7 @@ def test_a_page_over_the_cap_is_read_up_to_it(fleet):
     """Real home pages can be megabytes of inline script: the header comes first."""
     filler = "<script>" + "x" * (FAST.max_html_bytes * 2) + "</script>"
     base = fleet.add({"/": html(LOGO + filler), "/logo.png": png()})
-    [result] = extract_domains([base + "/"], SETTINGS)
+    [result] = extract_domains([base + "/"], PATIENT)
     assert (result.status, result.source) == ("ok", "img")
 
 
@@ -271,7 +277,9 @@ def test_bare_name_without_address_falls_back_to_www(fleet):
     port = base.rsplit(":", 1)[1]
     resolver = StaticResolver({"www.acme.test": "127.0.0.1"})
     # plain http on this port: https:// fails to connect, http:// then works on www.
-    settings = SETTINGS.model_copy(update={"fetch": FAST.model_copy(update={"obey_robots": False})})
+    settings = PATIENT.model_copy(
+        update={"fetch": PATIENT_FETCH.model_copy(update={"obey_robots": False})}
+    )
     [result] = extract_domains([f"acme.test:{port}"], settings, resolver=resolver)
     assert result.status == "ok" and result.page_url.startswith("http://www.acme.test")
 

@@ -16,7 +16,8 @@ from logosim.web.fetch import (
     is_public_address,
 )
 
-OPEN = FetchSettings(allow_private=True, timeout=3, connect_timeout=1, read_timeout=2)
+# Room to spare: no test here is about time, and a loaded CI box can stall the loop.
+OPEN = FetchSettings(allow_private=True, timeout=30, connect_timeout=10, read_timeout=10)
 
 
 @pytest.fixture(scope="module")
