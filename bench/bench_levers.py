@@ -4,12 +4,19 @@ on the dev copy-detection set. One store per setting and source under ``--stores
 Merges its figures into bench/results/levers.json.
 
     flock /tmp/logosim-heavy.lock .venv/bin/python bench/bench_levers.py trim --normalize trim
+
+Descriptor settings after the embedding (PCA, α-DBA) are levers too: ``--pca`` / ``--index``
+take JSON updates of ``PCAParams`` / ``IndexParams``, and ``--reuse NAME`` starts each store
+from setting NAME's embeddings (same embed settings), so only PCA, index and evaluation run:
+
+    bench/bench_levers.py v3-dba3 --reuse soup-e3 --index '{"dba_neighbours": 3}'
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -20,14 +27,37 @@ from flows.build import BuildParams
 from flows.evaluate import evaluate_flow
 from logosim.data.sources import SourceSpec
 from logosim.embed.params import EmbedParams
+from logosim.embed.pca import PCAParams
+from logosim.index.params import IndexParams
 
 RESULTS = Path(__file__).parent / "results" / "levers.json"
 KEYS = ("recall@1", "recall@10", "recall@100", "map", "nar", "queries")
 
 
-def run(name: str, source: str, store: Path, embed: EmbedParams) -> tuple[dict, float]:
+# What an embedding pass leaves in a store; the rest is rebuilt from it.
+EMBEDDING_PARTS = ("splits", "stats", "embeddings", "local", "errors")  # errors/: a chunk's log
+
+
+def reuse(done: Path, store: Path) -> None:
+    """Start ``store`` from the embeddings of ``done`` (a store of the same embed settings)."""
+    if store.exists():
+        return
+    store.mkdir(parents=True)
+    for part in EMBEDDING_PARTS:
+        for path in done.glob(part + "*"):
+            copy = shutil.copytree if path.is_dir() else shutil.copy2
+            copy(path, store / path.name)
+
+
+def run(
+    source: str, store: Path, embed: EmbedParams, pca: PCAParams, index: IndexParams
+) -> tuple[dict, float]:
     params = BuildParams(
-        source=SourceSpec(path=source, group_column="group"), store=str(store), embed=embed
+        source=SourceSpec(path=source, group_column="group"),
+        store=str(store),
+        embed=embed,
+        pca=pca,
+        index=index,
     )
     started = time.perf_counter()
     metrics = evaluate_flow(params)
@@ -43,7 +73,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--stores", type=Path, default=Path("/tmp/tuned-stores"))
     parser.add_argument("--skip-copies", action="store_true")
+    parser.add_argument("--pca", type=json.loads, default={}, help="PCAParams update (JSON).")
+    parser.add_argument("--index", type=json.loads, default={}, help="IndexParams update (JSON).")
+    parser.add_argument("--reuse", help="Start from this setting's embeddings.")
     args = parser.parse_args()
+    pca = PCAParams().model_copy(update=args.pca)
+    index = IndexParams().model_copy(update=args.index)
     embed = EmbedParams(
         model=args.model,
         weights=args.weights,
@@ -53,12 +88,20 @@ def main() -> None:
     entry: dict = {
         "embed": embed.model_dump(include={"model", "weights", "image_size", "normalize"})
     }
-    bench, seconds = run(args.name, DEV_BENCH, args.stores / f"{args.name}-bench", embed)
+    entry |= {"pca": args.pca, "index": args.index} if args.pca or args.index else {}
+
+    def store(kind: str) -> Path:
+        path = args.stores / f"{args.name}-{kind}"
+        if args.reuse:
+            reuse(args.stores / f"{args.reuse}-{kind}", path)
+        return path
+
+    bench, seconds = run(DEV_BENCH, store("bench"), embed, pca, index)
     entry["test_split"] = rounded(bench.get("test_split", {}), KEYS)
     entry["all_queries"] = rounded(bench, KEYS)
     entry["bench_seconds"] = round(seconds, 1)
     if not args.skip_copies:
-        copies, seconds = run(args.name, COPY_SET, args.stores / f"{args.name}-copy", embed)
+        copies, seconds = run(COPY_SET, store("copy"), embed, pca, index)
         entry["copies"] = rounded(copies, KEYS)
         entry["copy_seconds"] = round(seconds, 1)
     print(json.dumps(entry, indent=1))

@@ -96,6 +96,24 @@ def test_supervised_nce_counts_same_group_keys_as_positives():
     assert with_group < as_negatives
 
 
+def test_hard_negative_weighting_counts_query_like_negatives_more():
+    """β weights negatives by exp(β·similarity): equally similar negatives keep weight 1 (the
+    loss is SupCon's), and a negative close to the query costs more than with β = 0."""
+    unit = torch.nn.functional.normalize
+    query = unit(torch.tensor([[1.0, 0.0, 0.0]]), dim=1)
+    own = unit(torch.tensor([[0.9, 0.1, 0.0]]), dim=1)
+    labels = torch.tensor([-1])
+    even = unit(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]), dim=1)
+    plain = supervised_nce(query, own, labels, even, torch.full((3,), -1), 0.2)
+    weighted = supervised_nce(query, own, labels, even, torch.full((3,), -1), 0.2, 5.0)
+    assert float(weighted) == pytest.approx(float(plain), abs=1e-6)
+    # one negative drawn like the query, two unlike it: β moves weight onto the first
+    mixed = unit(torch.tensor([[0.8, 0.6, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]]), dim=1)
+    plain = supervised_nce(query, own, labels, mixed, torch.full((3,), -1), 0.2)
+    weighted = supervised_nce(query, own, labels, mixed, torch.full((3,), -1), 0.2, 5.0)
+    assert float(weighted) > float(plain) + 0.1
+
+
 def test_an_earlier_key_of_the_query_image_in_the_queue_is_not_a_negative():
     """From the second epoch on, the queue can hold the image's own key of the epoch before."""
     torch.manual_seed(0)

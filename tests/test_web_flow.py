@@ -26,8 +26,9 @@ from logosim.web.stage import (
     read_domains,
 )
 
+# 3 s: under the flaky site's 4-s first answer, and room for a loaded CI box to stall the loop.
 SETTINGS = ExtractSettings(
-    fetch=FetchSettings(allow_private=True, timeout=1.5, connect_timeout=1, read_timeout=1),
+    fetch=FetchSettings(allow_private=True, timeout=3, connect_timeout=3, read_timeout=3),
     domain_timeout=8,
 )
 LOGO = '<header><img class="logo" src="/logo.png"></header>'

@@ -194,6 +194,7 @@ def set_up(source: SourceSpec, store: ArtifactStore, params: TrainParams) -> Tra
         queue_size=params.queue_size,
         temperature=params.temperature,
         supervised=params.loss == "supcon",
+        hard_negatives=params.hard_negatives,
     ).to(device)
     train_images, val_images, pairs = split_images(store, source, params, params.image_size)
     augment = LogoAugment(params.augment)

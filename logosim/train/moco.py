@@ -63,9 +63,14 @@ def supervised_nce(
     queue: torch.Tensor | None,
     queue_labels: torch.Tensor | None,
     temperature: float,
+    hard_negatives: float = 0.0,
 ) -> torch.Tensor:
     """SupCon over the batch keys (+ the queue): each query's own key and every key with its
-    label (>= 0) are positives; the loss averages -log p over them (Khosla et al. 2020, L_out)."""
+    label (>= 0) are positives; the loss averages -log p over them (Khosla et al. 2020, L_out).
+
+    ``hard_negatives`` = β > 0 weights each query's negatives by exp(β·similarity), normalised
+    to mean 1 (Robinson et al. 2021): the negatives most like the query, which on logos are
+    mostly marks drawn in its own style, count more. Label-free: no style label is needed."""
     q = F.normalize(query.float(), dim=1)
     k = F.normalize(keys.float(), dim=1)
     logits = q @ k.T
@@ -75,8 +80,19 @@ def supervised_nce(
         logits = torch.cat([logits, q @ queue.T], dim=1)
         in_queue = (labels[:, None] == queue_labels[None, :]) & (labels[:, None] >= 0)
         positive = torch.cat([positive, in_queue], dim=1)
-    log_p = F.log_softmax(logits / temperature, dim=1)
+    scaled = logits / temperature
+    if hard_negatives > 0:
+        scaled = scaled + _negative_log_weights(logits.detach(), positive, hard_negatives)
+    log_p = F.log_softmax(scaled, dim=1)
     return -((log_p * positive).sum(1) / positive.sum(1)).mean()
+
+
+def _negative_log_weights(similarity: torch.Tensor, positive: torch.Tensor, beta: float):
+    """log w per key: β·s − log mean over the row's negatives of exp(β·s); 0 on positives."""
+    scaled = (beta * similarity).masked_fill(positive, float("-inf"))
+    count = (~positive).sum(1, keepdim=True).clamp(min=1)
+    log_w = scaled - torch.logsumexp(scaled, dim=1, keepdim=True) + count.log()
+    return log_w.masked_fill(positive, 0.0)
 
 
 def momentum_at(step: int, total_steps: int, base: float, cosine: bool) -> float:
@@ -100,9 +116,11 @@ class MoCo(nn.Module):
         queue_size: int = 65_536,
         temperature: float = 0.2,
         supervised: bool = False,
+        hard_negatives: float = 0.0,
     ) -> None:
         super().__init__()
         self.supervised = supervised  # SupCon (labels are positives) rather than InfoNCE
+        self.hard_negatives = hard_negatives  # β of supervised_nce
         self.backbone = backbone
         self.projector = mlp(dim, hidden_dim, proj_dim)
         self.predictor = mlp(proj_dim, hidden_dim, proj_dim)
@@ -164,9 +182,10 @@ class MoCo(nn.Module):
         queue = self.queue.clone() if len(self.queue) else None
         queue_labels = self.queue_labels.clone()
         if self.supervised and labels is not None:
+            t, beta = self.temperature, self.hard_negatives
             return 0.5 * (
-                supervised_nce(q1, k2, labels, queue, queue_labels, self.temperature)
-                + supervised_nce(q2, k1, labels, queue, queue_labels, self.temperature)
+                supervised_nce(q1, k2, labels, queue, queue_labels, t, beta)
+                + supervised_nce(q2, k1, labels, queue, queue_labels, t, beta)
             )
         return 0.5 * (
             info_nce(q1, k2, queue, self.temperature, labels, queue_labels)

@@ -49,6 +49,12 @@ class TrainParams(BaseModel):
         description="moco: InfoNCE, other images are negatives; supcon: images sharing a "
         "positive key (group/Vienna) are positives in the batch and the queue too.",
     )
+    hard_negatives: float = Field(
+        0.0,
+        ge=0,
+        description="supcon: weight negatives by exp(β·similarity), β this value (0 = off); "
+        "the most query-like negatives, often marks in its own style, count more.",
+    )
     normalize: NormalizeMode = Field("pad", description="Geometry of the training images.")
     use_groups: bool = Field(True, description="Use the group column at all (val metrics).")
     max_images: int | None = Field(None, ge=2, description="Train on at most this many.")
