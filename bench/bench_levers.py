@@ -9,7 +9,7 @@ Descriptor settings after the embedding (PCA, α-DBA) are levers too: ``--pca`` 
 take JSON updates of ``PCAParams`` / ``IndexParams``, and ``--reuse NAME`` starts each store
 from setting NAME's embeddings (same embed settings), so only PCA, index and evaluation run:
 
-    bench/bench_levers.py v3-dba3 --reuse soup-e3 --index '{"dba_neighbours": 3}'
+    bench/bench_levers.py v3-dba3 --reuse v3-same --index '{"dba_neighbours": 3}'
 """
 
 from __future__ import annotations
