@@ -11,7 +11,18 @@ from logosim.train import register_edits as edits
 from logosim.train.augment import AugmentParams, LogoAugment
 
 SIZE = 128
-EDITS = ("mirror", "quarter_turn", "stretch", "outline", "wordmark", "banner", "ground", "frame")
+EDITS = (
+    "mirror",
+    "quarter_turn",
+    "stretch",
+    "outline",
+    "wordmark",
+    "banner",
+    "ground",
+    "frame",
+    "badge",
+    "weight",
+)
 ALL_EDITS = AugmentParams(**{f"p_{edit}": 1.0 for edit in (*EDITS, "degrade")})
 
 
@@ -72,6 +83,26 @@ def test_banner_ground_and_frame_add_what_they_say():
     assert ground.getpixel((64, 64)) == _logo().getpixel((64, 64))  # the mark is untouched
     framed = _mark(edits.frame(_logo(), random.Random(5)))
     assert framed.sum() > _mark(_logo()).sum()
+
+
+def test_badge_knocks_the_mark_out_of_a_coloured_shape():
+    for seed in range(8):
+        badged = np.asarray(edits.badge(_logo(), random.Random(seed)))
+        white = (badged == 255).all(axis=2)
+        assert white[0, 0] and white[-1, -1]  # rounded or round: the corners stay white
+        assert not white[64, 12] and not white[64, 115]  # the badge's colour at both sides
+        assert (badged[64, 12] == badged[64, 115]).all()  # one colour
+        centre = badged[40:88, 40:88].reshape(-1, 3)
+        assert len({tuple(p) for p in centre}) >= 2  # the mark shows inside it
+        assert _mark(Image.fromarray(badged)).sum() > _mark(_logo()).sum()
+
+
+def test_stroke_weight_grows_or_thins_the_mark():
+    areas = {
+        float(_mark(edits.stroke_weight(_logo(), random.Random(seed))).sum()) for seed in range(12)
+    }
+    original = float(_mark(_logo()).sum())
+    assert min(areas) < original < max(areas)  # lighter and bolder both drawn
 
 
 def test_degrade_changes_pixels_but_keeps_the_mark_in_place():

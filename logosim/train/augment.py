@@ -41,6 +41,8 @@ class AugmentParams(BaseModel):
     p_ground: float = Field(0.0, ge=0, le=1, description="Coloured instead of white ground.")
     p_frame: float = Field(0.0, ge=0, le=1)
     p_degrade: float = Field(0.0, ge=0, le=1, description="Blur, JPEG, noise, posterise, low res.")
+    p_badge: float = Field(0.0, ge=0, le=1, description="Mark knocked out of a coloured badge.")
+    p_weight: float = Field(0.0, ge=0, le=1, description="Strokes drawn bolder or lighter.")
 
 
 def rotate(image: Image.Image, rng: random.Random, degrees: float) -> Image.Image:
@@ -148,6 +150,8 @@ class LogoAugment:
             image = invert_mark(image)
         elif colour < p.p_monochrome + p.p_invert + p.p_grayscale:
             image = ImageOps.grayscale(image).convert("RGB")
+        if chance(p.p_weight):
+            image = edits.stroke_weight(image, rng)
         if chance(p.p_outline):
             image = edits.outline(image, rng)
         if chance(p.p_wordmark):
@@ -158,7 +162,9 @@ class LogoAugment:
             image = occlude(image, rng, *p.occlusion_area)
         if chance(p.p_banner):
             image = edits.banner(image, rng)
-        if chance(p.p_ground):
+        if chance(p.p_badge):
+            image = edits.badge(image, rng)  # a badge is its own ground: no coloured one on it
+        elif chance(p.p_ground):
             image = edits.coloured_ground(image, rng)  # last: every edit above assumes white
         if chance(p.p_degrade):
             image = edits.degrade(image, rng)

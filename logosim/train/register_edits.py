@@ -2,7 +2,8 @@
 
 Issue 16's list: a mark is filed mirrored, turned a quarter, stretched, redrawn as an outline,
 with a wordmark or a banner beside it, on a coloured ground, inside a frame, and scanned or
-compressed badly. Each function here is one such edit of a square RGB view on white; all
+compressed badly. Two more change the drawing style rather than the filing: the mark knocked
+out of a coloured badge (coin and app icons), and its strokes drawn bolder or lighter. Each function here is one such edit of a square RGB view on white; all
 randomness comes from the ``random.Random`` passed in (views stay reproducible on resume).
 """
 
@@ -136,6 +137,35 @@ def frame(image: Image.Image, rng: random.Random) -> Image.Image:
     else:
         draw.ellipse(box, outline=colour, width=thickness)
     return out
+
+
+def badge(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The mark shrunk into a filled disc or rounded square of one colour, drawn in white or
+    in its own colours: the look of coin and app-icon sets, whatever the mark."""
+    width, height = image.size
+    inner = rng.uniform(0.5, 0.7)
+    size = (round(width * inner), round(height * inner))
+    mark = np.asarray(on_white(image, size, lambda w, h: ((width - w) // 2, (height - h) // 2)))
+    out = Image.new("RGB", image.size, WHITE)
+    margin = rng.randint(0, width // 16)
+    box = (margin, margin, width - 1 - margin, height - 1 - margin)
+    colour = tuple(rng.randint(0, 200) for _ in range(3))
+    draw = ImageDraw.Draw(out)
+    if rng.random() < 0.6:
+        draw.ellipse(box, fill=colour)
+    else:
+        draw.rounded_rectangle(box, radius=width // 5, fill=colour)
+    pixels = np.asarray(out).copy()
+    inside = mark_mask(mark)
+    pixels[inside] = WHITE if rng.random() < 0.7 else mark[inside]
+    return Image.fromarray(pixels)
+
+
+def stroke_weight(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The mark's strokes drawn bolder (dark grows over white) or lighter (white eats in)."""
+    size = rng.choice((3, 5)) if image.width >= 96 else 3
+    kind = ImageFilter.MinFilter if rng.random() < 0.6 else ImageFilter.MaxFilter
+    return image.filter(kind(size))
 
 
 def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
