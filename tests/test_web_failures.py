@@ -29,6 +29,9 @@ SETTINGS = ExtractSettings(fetch=FAST, domain_timeout=8)
 # (seen once: a blocked name reported as a connect timeout), so they get room to spare.
 PATIENT_FETCH = FAST.model_copy(update={"timeout": 30, "connect_timeout": 10, "read_timeout": 10})
 PATIENT = ExtractSettings(fetch=PATIENT_FETCH, domain_timeout=60)
+PATIENT_NO_ROBOTS = PATIENT.model_copy(
+    update={"fetch": PATIENT_FETCH.model_copy(update={"obey_robots": False})}
+)
 LOGO = '<header><img class="logo" src="/logo.png"></header>'
 
 
@@ -151,10 +154,7 @@ def test_robots_can_be_ignored(fleet):
         {"/robots.txt": Page("User-agent: *\nDisallow: /\n", "text/plain"), "/": html(LOGO),
          "/logo.png": png()}
     )  # fmt: skip
-    settings = PATIENT.model_copy(
-        update={"fetch": PATIENT_FETCH.model_copy(update={"obey_robots": False})}
-    )
-    [result] = extract_domains([base + "/"], settings)
+    [result] = extract_domains([base + "/"], PATIENT_NO_ROBOTS)
     assert result.status == "ok"
 
 
@@ -277,10 +277,7 @@ def test_bare_name_without_address_falls_back_to_www(fleet):
     port = base.rsplit(":", 1)[1]
     resolver = StaticResolver({"www.acme.test": "127.0.0.1"})
     # plain http on this port: https:// fails to connect, http:// then works on www.
-    settings = PATIENT.model_copy(
-        update={"fetch": PATIENT_FETCH.model_copy(update={"obey_robots": False})}
-    )
-    [result] = extract_domains([f"acme.test:{port}"], settings, resolver=resolver)
+    [result] = extract_domains([f"acme.test:{port}"], PATIENT_NO_ROBOTS, resolver=resolver)
     assert result.status == "ok" and result.page_url.startswith("http://www.acme.test")
 
 

@@ -87,7 +87,9 @@ def supervised_nce(
     return -((log_p * positive).sum(1) / positive.sum(1)).mean()
 
 
-def _negative_log_weights(similarity: torch.Tensor, positive: torch.Tensor, beta: float):
+def _negative_log_weights(
+    similarity: torch.Tensor, positive: torch.Tensor, beta: float
+) -> torch.Tensor:
     """log w per key: β·s − log mean over the row's negatives of exp(β·s); 0 on positives."""
     scaled = (beta * similarity).masked_fill(positive, float("-inf"))
     count = (~positive).sum(1, keepdim=True).clamp(min=1)

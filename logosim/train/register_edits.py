@@ -3,8 +3,9 @@
 Issue 16's list: a mark is filed mirrored, turned a quarter, stretched, redrawn as an outline,
 with a wordmark or a banner beside it, on a coloured ground, inside a frame, and scanned or
 compressed badly. Two more change the drawing style rather than the filing: the mark knocked
-out of a coloured badge (coin and app icons), and its strokes drawn bolder or lighter. Each function here is one such edit of a square RGB view on white; all
-randomness comes from the ``random.Random`` passed in (views stay reproducible on resume).
+out of a coloured badge (coin and app icons), and its strokes drawn bolder or lighter. Each
+function here is one such edit of a square RGB view on white; all randomness comes from the
+``random.Random`` passed in (views stay reproducible on resume).
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ def _dark_colour(rng: random.Random) -> tuple[int, int, int]:
 
 
 def on_white(
-    image: Image.Image, size: tuple[int, int], place: Callable[[int, int], tuple[int, int]]
+    image: Image.Image,
+    size: tuple[int, int],
+    place: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> Image.Image:
     """``image`` resized to ``size`` (at least 1 px a side) on a white canvas as large as it
-    was; ``place(width, height)`` of the resized mark gives its top-left corner."""
+    was; ``place(width, height)`` of the resized mark gives its top-left corner (default:
+    centred)."""
     small = image.resize((max(1, size[0]), max(1, size[1])), Image.Resampling.BILINEAR)
     canvas = Image.new("RGB", image.size, WHITE)
-    canvas.paste(small, place(small.width, small.height))
+    if place is None:
+        corner = ((canvas.width - small.width) // 2, (canvas.height - small.height) // 2)
+    else:
+        corner = place(small.width, small.height)
+    canvas.paste(small, corner)
     return canvas
 
 
@@ -51,7 +59,7 @@ def stretch(image: Image.Image, rng: random.Random, ratio: float) -> Image.Image
     size = (
         (round(width * factor), height) if rng.random() < 0.5 else (width, round(height * factor))
     )
-    return on_white(image, size, lambda w, h: ((width - w) // 2, (height - h) // 2))
+    return on_white(image, size)
 
 
 def outline(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -145,7 +153,7 @@ def badge(image: Image.Image, rng: random.Random) -> Image.Image:
     width, height = image.size
     inner = rng.uniform(0.5, 0.7)
     size = (round(width * inner), round(height * inner))
-    mark = np.asarray(on_white(image, size, lambda w, h: ((width - w) // 2, (height - h) // 2)))
+    mark = np.asarray(on_white(image, size))
     out = Image.new("RGB", image.size, WHITE)
     margin = rng.randint(0, width // 16)
     box = (margin, margin, width - 1 - margin, height - 1 - margin)
