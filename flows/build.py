@@ -37,7 +37,11 @@ class BuildParams(BaseModel):
     embed: EmbedParams = Field(default_factory=EmbedParams)
     pca: PCAParams = Field(default_factory=PCAParams)
     index: IndexParams = Field(default_factory=IndexParams)
-    text_mask: bool = Field(False, description="Mask (inpaint) text before embedding.")
+    text_mask: bool = Field(
+        True,
+        description="Mask (inpaint) the words beside a mark before embedding, and queries "
+        "the same way at search time (Tesseract; off: images go in as decoded).",
+    )
     preprocess: PreprocessParams = Field(
         default_factory=PreprocessParams, description="OCR and inpainting settings (text_mask)."
     )
@@ -95,6 +99,8 @@ def _build(params: BuildParams) -> BuildResult:
     meta = {
         "embed": params.embed.model_dump(mode="json"),
         "prepare": prepare.model_dump(mode="json") if prepare else None,
+        # Queries are masked with the same settings (logosim.preprocess.query_mask).
+        "preprocess": params.preprocess.model_dump(mode="json") if prepare else None,
         "source": source.model_dump(mode="json"),
     }
     index = index_flow(store, embeddings, pca if pca_params.enabled else None, params.index, meta)

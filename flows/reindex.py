@@ -15,12 +15,14 @@ from pydantic import BaseModel
 
 from flows.embed import embed_flow
 from flows.hooks import report_failure
+from flows.preprocess import embed_prepare, preprocess_flow
 from logosim.core.settings import get_settings
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.core.store_lock import store_lock
 from logosim.data.sources import SourceSpec
 from logosim.embed.params import EmbedParams, PrepareSpec
 from logosim.index.reindex import index_manifest
+from logosim.preprocess.stage import PreprocessParams
 from tasks.reindex import (
     add_to_index_task,
     commit_fingerprints_task,
@@ -66,9 +68,7 @@ def _reindex(source: SourceSpec, store: str, chunk_size: int | None) -> ReindexR
             store,
             EmbedParams.model_validate(built_with.get("embed") or {}),
             chunk_size,
-            PrepareSpec.model_validate(built_with["prepare"])
-            if built_with.get("prepare")
-            else None,
+            _prepare(delta, store, built_with, chunk_size),
         )
         embedded = sum(m.rows for m in chunks)
         index = add_to_index_task(store, chunks)
@@ -84,6 +84,18 @@ def _reindex(source: SourceSpec, store: str, chunk_size: int | None) -> ReindexR
     )
     _publish_summary(source, result, plan.seeded)
     return result
+
+
+def _prepare(
+    delta: SourceSpec, store: str, built_with: dict, chunk_size: int | None
+) -> PrepareSpec | None:
+    """New images are seen as the build saw its own: their text masked with its settings."""
+    if built_with.get("preprocess"):
+        params = PreprocessParams.model_validate(built_with["preprocess"])
+        return embed_prepare(preprocess_flow(delta, store, params, chunk_size), params)
+    if built_with.get("prepare"):  # an index from before the settings were recorded
+        return PrepareSpec.model_validate(built_with["prepare"])
+    return None
 
 
 def _publish_summary(source: SourceSpec, result: ReindexResult, seeded: bool) -> None:

@@ -55,6 +55,9 @@ _EXPORTS = {
     "classify": "text_mask",
     "inpaint": "text_mask",
     "apply_mask": "text_mask",
+    "QueryPrepare": "query_mask",
+    "mask_query_text": "query_mask",
+    "query_prepare": "query_mask",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -61,6 +61,11 @@ class Searcher:
         meta = self.index.manifest.meta
         self.describe = Descriptors.load(self.store, index_pca(self.store, self.index.manifest))
         self.embed_settings = meta.get("embed", {})
+        self._prepare_query = None  # the build masked no text: queries go in as given
+        if meta.get("preprocess"):
+            from logosim.preprocess.query_mask import query_prepare  # OpenCV, Tesseract
+
+            self._prepare_query = query_prepare(meta)
         self.gallery_images = gallery_images
         self._embedder = None
 
@@ -110,12 +115,19 @@ class Searcher:
         texts: Sequence[str | None] | None = None,
     ) -> list[list[SearchHit]]:
         params = params or SearchParams()
+        seen = self.as_indexed(images)
         if params.composite.enabled:
             from logosim.search.stage2 import search_composite
 
-            return search_composite(self, list(images), params, texts)
-        features = self.embedder.embed_images(list(images))
+            return search_composite(self, seen, params, texts)
+        features = self.embedder.embed_images(seen)
+        # Pixel re-ranking compares with the gallery's source images: the query as given.
         return self.search_features(features, params, query_images=images)
+
+    def as_indexed(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """The queries as the build saw its images (words painted out when it masked text)."""
+        prepare = self._prepare_query
+        return [prepare(image) for image in images] if prepare else list(images)
 
     @property
     def local(self):

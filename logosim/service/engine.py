@@ -36,6 +36,7 @@ from logosim.embed.pca import Descriptors, l2_normalize
 from logosim.index.ids import search_params
 from logosim.index.logo_index import LogoIndex, index_pca
 from logosim.index.params import IDS_FILE, INDEX_FILE
+from logosim.preprocess.query_mask import QueryPrepare, query_prepare
 from logosim.search.composite import TERMS, CompositeParams
 from logosim.search.local import HOW_TO_ADD, LocalTable
 from logosim.search.stage2 import (
@@ -169,6 +170,10 @@ class FaissVectors:
         ]
 
 
+def _as_given(image: Image.Image) -> Image.Image:
+    return image
+
+
 @dataclass
 class Snapshot:
     """One index version, ready to search."""
@@ -182,6 +187,7 @@ class Snapshot:
     index: LogoIndex  # stored vectors of candidates found by a query variant
     local: LocalTable  # the marks' local descriptor blocks (spatial and colour terms)
     texts: MarkTexts  # the marks' word elements as phonetic codes (text term)
+    prepare: QueryPrepare = _as_given  # a query as the build saw its images (text masked)
     thumbnails: LRU = field(default_factory=lambda: LRU(2_000))  # PNG bytes, ~15 KB each
 
 
@@ -254,6 +260,12 @@ class Engine:
             raise EngineError(
                 f"the model gives {probe.shape[1]}-d vectors but the index holds {index.index.d}-d"
             )
+        built = (manifest.meta.get("embed") or {}).get("normalize")
+        if built and not own and built != model.info.normalize:
+            logger.warning(
+                f"the index was built with '{built}' framing, the exported model frames queries "
+                f"with '{model.info.normalize}': export again with --normalize {built}"
+            )
         spec = SourceSpec.model_validate(manifest.meta.get("source", {}))
         if self.settings.source:
             spec = spec.model_copy(update={"path": self.settings.source})
@@ -269,6 +281,7 @@ class Engine:
             index=index,
             local=LocalTable(self.store),
             texts=MarkTexts(self.store, catalog).start(),
+            prepare=query_prepare(manifest.meta) or _as_given,
         )
 
     def start(self) -> None:
@@ -335,7 +348,7 @@ class Engine:
             raise EngineError(self.error or "still loading")
         if options.rerank:
             return [self._stage2(snapshot, q, options) for q in queries], snapshot
-        vectors = snapshot.describe(self.embed([q.image for q in queries]))
+        vectors = snapshot.describe(self.embed([snapshot.prepare(q.image) for q in queries]))
         vectors = snapshot.vectors.expand(vectors, options.ef_search)
         found = snapshot.vectors.search(vectors, options.k, options)
         off = {t: "re-ranking is off" for t in TERMS[1:]}
@@ -356,7 +369,7 @@ class Engine:
         """The CLI's stage 2 (``Searcher.search_images`` with the composite on) for one query."""
         assert self.model is not None
         cp = options.composite
-        images = query_variants(query.image, list(cp.variants))
+        images = query_variants(snapshot.prepare(query.image), list(cp.variants))
         embedded = self.model.embed(images)
         vectors = snapshot.vectors.expand(
             snapshot.describe(l2_normalize(embedded.vectors)), options.ef_search
