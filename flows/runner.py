@@ -75,6 +75,11 @@ def dask_task_runner(settings: RunnerSettings | None = None) -> TaskRunner:
     settings = settings or get_runner_settings()
     if settings.dask_address:
         return ReportingDaskTaskRunner(address=settings.dask_address)
+    # The OCR stage starts worker processes of its own, which a nanny's worker may only do
+    # when it is not daemonic (the nannies of this LocalCluster run in this process).
+    import dask
+
+    dask.config.set({"distributed.worker.daemon": False})
     # Processes, not threads: torch and the decoders hold the GIL in places.
     return ReportingDaskTaskRunner(
         cluster_kwargs={

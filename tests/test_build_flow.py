@@ -50,6 +50,11 @@ def states(runs) -> dict[str, str]:
     return {r.name: r.state.name for r in runs if not re.fullmatch(r"[a-z]+-\d+", r.name)}
 
 
+def always_rerun(task_run: str) -> bool:
+    """Cheap summaries of whichever chunks exist now: they run every time, by design."""
+    return task_run.startswith(("publish_stats", "collect_preprocess_errors"))
+
+
 @pytest.mark.slow  # ~30 s on 2 cores (pytest --durations)
 def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     source = demo_subset(100, 50)
@@ -90,7 +95,7 @@ def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     second = build_flow(params)
     assert second.index.sha256 == first.index.sha256
     runs = states(task_runs_since(started))
-    recomputed = {n: s for n, s in runs.items() if s != "Cached" and "publish_stats" not in n}
+    recomputed = {n: s for n, s in runs.items() if s != "Cached" and not always_rerun(n)}
     assert runs and not recomputed
 
     # a lost embeddings chunk is recomputed; nothing else is
@@ -100,6 +105,6 @@ def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
     third = build_flow(params)
     assert store.verify(third.embeddings[1])
     runs = states(task_runs_since(started))
-    recomputed = {n: s for n, s in runs.items() if s != "Cached" and "publish_stats" not in n}
+    recomputed = {n: s for n, s in runs.items() if s != "Cached" and not always_rerun(n)}
     assert list(recomputed) == ["embed-chunk-00001-recompute"], runs
     assert third.index.sha256 == first.index.sha256

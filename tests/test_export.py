@@ -53,9 +53,11 @@ def test_fp32_export_agrees_with_pytorch_and_reports(pca_store: ArtifactStore):
     assert report["validated_images"] == 16 and report["throughput_img_s"] > 0
 
 
-def _index_vectors_of_backbone(store: ArtifactStore, images: list[Image.Image]) -> np.ndarray:
+def _index_vectors_of_backbone(
+    store: ArtifactStore, images: list[Image.Image], **embed: str
+) -> np.ndarray:
     """What the build indexes for these images: eager backbone features → the store's PCA."""
-    backbone = Embedder(EmbedParams(image_size=SIZE, runtime="eager"))
+    backbone = Embedder(EmbedParams(image_size=SIZE, runtime="eager", **embed))
     return Descriptors.load(store, store.load_verified(PCA_FILE))(backbone.embed_images(images))
 
 
@@ -115,7 +117,9 @@ def test_build_on_the_exported_model_skips_pca_and_searches(
     """The chunked embed stage runs the exported file; the index holds its vectors as is."""
     from flows.build import BuildParams, build_flow
 
-    exported = export_model(pca_store, _params())
+    # Pad framing: the decoded images below are already padded squares, so the build (which
+    # frames the source's originals as the export says) and the backbone see the same pixels.
+    exported = export_model(pca_store, _params(normalize="pad"))
     subset = tmp_path / "demo90.parquet"
     pq.write_table(pq.read_table(DEMO_PARQUET).slice(0, 90), subset)
     params = BuildParams(
@@ -123,6 +127,7 @@ def test_build_on_the_exported_model_skips_pca_and_searches(
         store=str(tmp_path / "store"),
         chunk_size=40,
         embed=EmbedParams(onnx_model=str(pca_store.path(exported.path))),
+        text_mask=False,  # compared below with the backbone on the images as decoded
     )
     built = build_flow(params)
     assert built.embedded == 90 and len(built.embeddings) == 3
@@ -134,7 +139,9 @@ def test_build_on_the_exported_model_skips_pca_and_searches(
     ids, vectors = indexed_vectors(store, built.embeddings, None)
     images = load_images(open_source(SourceSpec(path=str(subset))), SIZE)
     assert images.ids == ids
-    expected = _index_vectors_of_backbone(pca_store, [images.image(i) for i in range(90)])
+    expected = _index_vectors_of_backbone(
+        pca_store, [images.image(i) for i in range(90)], normalize="pad"
+    )
     assert (vectors * expected).sum(axis=1).min() > 0.999
 
     searcher = Searcher(store)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
-from logosim.embed.params import DEFAULT_WEIGHTS, ExportPrecision, RuntimeName
+from logosim.embed.params import DEFAULT_WEIGHTS, ExportPrecision, NormalizeMode, RuntimeName
 from logosim.index.params import IndexKind
 from logosim.train.params import Precision as TrainPrecision
 
@@ -129,12 +129,20 @@ DbaAlphaOpt = Annotated[
     float,
     typer.Option("--dba-alpha", min=0.0, help="α-DBA/α-QE: neighbours weigh similarity^alpha."),
 ]
+NormalizeOpt = Annotated[
+    NormalizeMode,
+    typer.Option(
+        help="pad, trim (to the mark, then pad), trim_small (trim only a mark < 60 % of the "
+        "side) or crop."
+    ),
+]
 TextMaskOpt = Annotated[
     bool,
     typer.Option(
         "--text-mask/--no-text-mask",
-        help="OCR text (Tesseract) and inpaint it before embedding; off by default (measured "
-        "neutral for retrieval, 0.19 s an image).",
+        help="OCR the words beside a mark (Tesseract) and inpaint them before embedding, and "
+        "queries the same way; on by default (with the default 'trim' framing: dev copies R@1 "
+        "0.39 → 0.45, a mark beside a word 0.07 → 0.59); about 0.02 s an image on 2 cores.",
     ),
 ]
 
@@ -165,7 +173,7 @@ class BuildOptions:
     pca_dims: int = 512
     whiten: bool = True
     exact_below: int = 50_000
-    text_mask: bool = False
+    text_mask: bool = True
     weights: str = DEFAULT_WEIGHTS
     onnx_model: Path | None = None
     dba_neighbours: int = 2
@@ -224,7 +232,7 @@ def register_build_like(
         pca_dims: DimsOpt = 512,
         whiten: WhitenOpt = True,
         exact_below: ExactOpt = 50_000,
-        text_mask: TextMaskOpt = False,
+        text_mask: TextMaskOpt = True,
         weights: WeightsOpt = DEFAULT_WEIGHTS,
         onnx_model: OnnxModelOpt = None,
         dba_neighbours: DbaOpt = 2,

@@ -11,6 +11,7 @@ from flows.commands._options import (
     FormatOpt,
     GroupOpt,
     ImageSizeOpt,
+    NormalizeOpt,
     OnnxModelOpt,
     SourceOpt,
     StoreOpt,
@@ -21,9 +22,9 @@ from flows.commands._options import (
 )
 from logosim.embed.params import (
     DEFAULT_MODEL,
+    DEFAULT_NORMALIZE,
     DEFAULT_WEIGHTS,
     DeviceName,
-    NormalizeMode,
     Pooling,
     RuntimeName,
 )
@@ -40,13 +41,7 @@ def register(app: typer.Typer) -> None:
         weights: WeightsOpt = DEFAULT_WEIGHTS,
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
         image_size: ImageSizeOpt = 224,
-        normalize: Annotated[
-            NormalizeMode,
-            typer.Option(
-                help="pad, trim (to the mark, then pad), trim_small (trim only a mark < 60 %"
-                " of the side) or crop."
-            ),
-        ] = "pad",
+        normalize: NormalizeOpt = DEFAULT_NORMALIZE,
         batch_size: Annotated[
             int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")
         ] = 0,

@@ -11,11 +11,13 @@ from flows.commands._options import (
     Exit,
     ExportPrecisionOpt,
     ImageSizeOpt,
+    NormalizeOpt,
     StoreOpt,
     WeightsOpt,
     fail,
     store_path,
 )
+from logosim.embed.params import DEFAULT_NORMALIZE
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +27,7 @@ def register(app: typer.Typer) -> None:
         precision: ExportPrecisionOpt = "fp32",
         weights: WeightsOpt = "auto",
         image_size: ImageSizeOpt = 224,
+        normalize: NormalizeOpt = DEFAULT_NORMALIZE,
         validate_source: Annotated[str, typer.Option(help="Real logos to validate on.")] = "demo",
         validate_images: Annotated[int, typer.Option(min=2)] = 64,
     ) -> None:
@@ -39,6 +42,7 @@ def register(app: typer.Typer) -> None:
                 precision=precision,
                 weights=weights,
                 image_size=image_size,
+                normalize=normalize,
                 validate_source=SourceSpec(path=validate_source),
                 validate_images=validate_images,
             )

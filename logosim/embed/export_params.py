@@ -13,6 +13,7 @@ from logosim.data.sources import SourceSpec
 from logosim.embed.graph_runtime import ONNX_OPSET
 from logosim.embed.params import (
     DEFAULT_MODEL,
+    DEFAULT_NORMALIZE,
     LOGO_WEIGHTS,
     EmbedParams,
     ExportPrecision,
@@ -38,7 +39,7 @@ class ExportParams(BaseModel):
     pooling: Pooling = "gem"
     gem_p: float = Field(3.0, gt=0)
     image_size: int = Field(224, ge=32, le=1024)
-    normalize: NormalizeMode = "pad"
+    normalize: NormalizeMode = DEFAULT_NORMALIZE  # as the build's default embeds
     use_pca: bool = Field(True, description="Include pca/pca.npz from the store when present.")
     local: bool = Field(
         True,
