@@ -50,7 +50,12 @@ def reuse(done: Path, store: Path) -> None:
 
 
 def run(
-    source: str, store: Path, embed: EmbedParams, pca: PCAParams, index: IndexParams
+    source: str,
+    store: Path,
+    embed: EmbedParams,
+    pca: PCAParams,
+    index: IndexParams,
+    text_mask: bool = False,
 ) -> tuple[dict, float]:
     params = BuildParams(
         source=SourceSpec(path=source, group_column="group"),
@@ -58,6 +63,7 @@ def run(
         embed=embed,
         pca=pca,
         index=index,
+        text_mask=text_mask,
     )
     started = time.perf_counter()
     metrics = evaluate_flow(params)
@@ -76,6 +82,7 @@ def main() -> None:
     parser.add_argument("--pca", type=json.loads, default={}, help="PCAParams update (JSON).")
     parser.add_argument("--index", type=json.loads, default={}, help="IndexParams update (JSON).")
     parser.add_argument("--reuse", help="Start from this setting's embeddings.")
+    parser.add_argument("--text-mask", action="store_true", help="OCR and inpaint text first.")
     args = parser.parse_args()
     pca = PCAParams().model_copy(update=args.pca)
     index = IndexParams().model_copy(update=args.index)
@@ -89,6 +96,7 @@ def main() -> None:
         "embed": embed.model_dump(include={"model", "weights", "image_size", "normalize"})
     }
     entry |= {"pca": args.pca, "index": args.index} if args.pca or args.index else {}
+    entry |= {"text_mask": True} if args.text_mask else {}
 
     def store(kind: str) -> Path:
         path = args.stores / f"{args.name}-{kind}"
@@ -96,12 +104,12 @@ def main() -> None:
             reuse(args.stores / f"{args.reuse}-{kind}", path)
         return path
 
-    bench, seconds = run(DEV_BENCH, store("bench"), embed, pca, index)
+    bench, seconds = run(DEV_BENCH, store("bench"), embed, pca, index, args.text_mask)
     entry["test_split"] = rounded(bench.get("test_split", {}), KEYS)
     entry["all_queries"] = rounded(bench, KEYS)
     entry["bench_seconds"] = round(seconds, 1)
     if not args.skip_copies:
-        copies, seconds = run(COPY_SET, store("copy"), embed, pca, index)
+        copies, seconds = run(COPY_SET, store("copy"), embed, pca, index, args.text_mask)
         entry["copies"] = rounded(copies, KEYS)
         entry["copy_seconds"] = round(seconds, 1)
     print(json.dumps(entry, indent=1))

@@ -41,6 +41,17 @@ def test_group_of_three():
     assert metrics["precision@10"] == pytest.approx(0.2)
 
 
+def test_a_twin_descriptor_scores_the_best_of_four_pairings():
+    # A0=0°, B=10°, A1=20°, C=90°: A1's twin (1°, e.g. its text painted out) sits by A0.
+    vectors = at_angles(0, 10, 20, 90)
+    groups = ["a", "", "a", ""]
+    assert leave_one_out(vectors, groups, twin=vectors) == leave_one_out(vectors, groups)
+    twin = vectors.copy()
+    twin[2] = at_angles(1)[0]
+    ranks, _ = relevant_ranks(vectors, groups, twin=twin)
+    assert [r.tolist() for r in ranks] == [[1], [1]]  # twin·plain both ways
+
+
 def test_perfect_and_singleton_groups():
     vectors = at_angles(0, 1, 60, 61, 120)
     metrics = leave_one_out(vectors, ["a", "a", "b", "b", "lonely"])

@@ -40,13 +40,17 @@ def relevant_ranks(
     groups: Sequence[str | None],
     block_cells: int = 1 << 23,
     query_mask: np.ndarray | None = None,
+    twin: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], int]:
     """For each query, the sorted 1-based ranks of its relevant items; and the gallery size.
 
     Queries are the grouped items with another member, restricted to ``query_mask`` when
-    given (e.g. only images the PCA never saw: the out-of-sample protocol).
+    given (e.g. only images the PCA never saw: the out-of-sample protocol). With ``twin``
+    (a second descriptor per item, same rows), a pair's similarity is the best of the four
+    descriptor pairings.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
+    y = None if twin is None else np.ascontiguousarray(twin, dtype=np.float32)
     codes = group_codes(groups)
     n_items = len(x)
     counts = np.bincount(codes[codes >= 0]) if (codes >= 0).any() else np.zeros(0, int)
@@ -59,6 +63,9 @@ def relevant_ranks(
     for part in _blocks(len(queries), block):
         q = queries[part]
         scores = x[q] @ x.T
+        if y is not None:
+            for a, b in ((x, y), (y, x), (y, y)):
+                np.maximum(scores, a[q] @ b.T, out=scores)
         scores[np.arange(len(q)), q] = -np.inf  # a query is not in its own gallery
         order = np.argsort(-scores, axis=1, kind="stable")[:, :-1]  # self sorts last: drop it
         relevant = codes[order] == codes[q][:, None]
@@ -89,11 +96,15 @@ def summarize(ranks: list[np.ndarray], gallery: int) -> dict[str, float | int]:
 
 
 def leave_one_out(
-    vectors: np.ndarray, groups: Sequence[str | None], query_mask: np.ndarray | None = None
+    vectors: np.ndarray,
+    groups: Sequence[str | None],
+    query_mask: np.ndarray | None = None,
+    twin: np.ndarray | None = None,
 ) -> dict[str, float | int]:
     """R@1/@10/@100, mAP, NAR, P@10 with every grouped image (in ``query_mask``, when
-    given) as a query against all other images (exact search)."""
-    ranks, gallery = relevant_ranks(vectors, groups, query_mask=query_mask)
+    given) as a query against all other images (exact search; ``twin``: see
+    ``relevant_ranks``)."""
+    ranks, gallery = relevant_ranks(vectors, groups, query_mask=query_mask, twin=twin)
     return summarize(ranks, gallery)
 
 
