@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from bench_data import COPY_SET, DEV_BENCH, rounded
 
-from logosim.core.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore
 from logosim.data.splits import load_split_ids
 from logosim.index.logo_index import LogoIndex
 from logosim.preprocess.mask_store import MaskReader
@@ -47,11 +47,7 @@ def twin_vectors(store: ArtifactStore, ids: list[str], plain: np.ndarray) -> np.
     its plain vector (so the twin adds nothing for images without text)."""
     masked_ids, vectors = stored_vectors(store, LogoIndex.load(store).manifest)
     row = {image: i for i, image in enumerate(masked_ids)}
-    manifests = [
-        Manifest.model_validate_json(path.read_text())
-        for path in sorted(store.path("masks").glob("*.manifest.json"))
-    ]
-    reader = MaskReader(store, manifests)
+    reader = MaskReader.of_store(store)
     twin = plain.copy()
     for i, image in enumerate(ids):
         if reader.flag_for(image) == MaskFlag.MASKED and image in row:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from logosim.core.store import ArtifactStore, Manifest
+from logosim.core.store import ArtifactStore
 from logosim.data.decode import decode_image
 from logosim.data.sources import SourceSpec
 from logosim.preprocess.query_mask import mask_query_text, query_prepare
@@ -126,11 +126,7 @@ def test_a_mark_beside_its_name_finds_the_mark(prefect_server, demo_subset, tmp_
     pq.write_table(pa.Table.from_pylist([*table.to_pylist(), lockup], schema=table.schema), source)
     assert reindex_flow(spec, built.store).embedded == 1
     store = ArtifactStore(built.store)
-    manifests = [
-        Manifest.model_validate_json(path.read_text())
-        for path in store.path("masks").glob("*.manifest.json")
-    ]
-    assert MaskReader(store, manifests).flag_for("filed/lockup") == MaskFlag.MASKED
+    assert MaskReader.of_store(store).flag_for("filed/lockup") == MaskFlag.MASKED
     symbol = decode_image(icons[2]["image"])
     top = [hit.id for hit in Searcher(built.store).search_images([symbol])[0][:2]]
     assert set(top) == {icons[2]["id"], "filed/lockup"}, top

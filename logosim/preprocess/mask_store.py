@@ -111,6 +111,12 @@ class MaskReader:
         self._chunk_cache = chunk_cache
         self.mask_for = lru_cache(maxsize=cache_size)(self._mask_for)
 
+    @classmethod
+    def of_store(cls, store: ArtifactStore) -> MaskReader:
+        """A reader over every mask chunk ``store`` holds (whichever runs wrote them)."""
+        paths = sorted(store.path(MASKS_DIR).glob("*.manifest.json"))
+        return cls(store, [Manifest.model_validate_json(path.read_text()) for path in paths])
+
     def _index(self) -> dict[str, tuple[int, int]]:
         if self._where is None:
             where: dict[str, tuple[int, int]] = {}
