@@ -5,6 +5,8 @@ OCR process pool on a sample of the dev benchmark, for several settings, and pri
 Writes bench/results/preprocess.json.
 
     flock /tmp/logosim-heavy.lock .venv/bin/python bench/bench_preprocess.py --sample 400
+    … --sample 1000 --only "2 workers, psm 11 + prefilter" \
+        "2 workers, psm 11 + prefilter + line fallback" --out bench/results/preprocess-lines.json
 """
 
 from __future__ import annotations
@@ -27,16 +29,38 @@ from logosim.preprocess.text_mask import MaskFlag
 RESULTS = Path(__file__).parent / "results" / "preprocess.json"
 
 CONFIGS: dict[str, dict] = {
-    "1 worker, psm 11, OpenMP default": {"workers": 1, "omp": None, "ocr": {"prefilter": False}},
-    "1 worker, psm 11, OMP_THREAD_LIMIT=1": {"workers": 1, "omp": "1", "ocr": {"prefilter": False}},
-    "2 workers, psm 11": {"workers": 2, "omp": "1", "ocr": {"prefilter": False}},
+    "1 worker, psm 11, OpenMP default": {
+        "workers": 1,
+        "omp": None,
+        "ocr": {"prefilter": False, "line_fallback": False},
+    },
+    "1 worker, psm 11, OMP_THREAD_LIMIT=1": {
+        "workers": 1,
+        "omp": "1",
+        "ocr": {"prefilter": False, "line_fallback": False},
+    },
+    "2 workers, psm 11": {
+        "workers": 2,
+        "omp": "1",
+        "ocr": {"prefilter": False, "line_fallback": False},
+    },
     "2 workers, psm 11, max_side 160": {
         "workers": 2,
         "omp": "1",
-        "ocr": {"max_side": 160, "prefilter": False},
+        "ocr": {"max_side": 160, "prefilter": False, "line_fallback": False},
     },
-    "2 workers, psm 6": {"workers": 2, "omp": "1", "ocr": {"psm": 6, "prefilter": False}},
-    "2 workers, psm 11 + prefilter": {"workers": 2, "omp": "1", "ocr": {"prefilter": True}},
+    "2 workers, psm 6": {
+        "workers": 2,
+        "omp": "1",
+        "ocr": {"psm": 6, "prefilter": False, "line_fallback": False},
+    },
+    "2 workers, psm 11 + prefilter": {
+        "workers": 2,
+        "omp": "1",
+        "ocr": {"prefilter": True, "line_fallback": False},
+    },
+    # The default: rows the page layout read nothing in are read one at a time.
+    "2 workers, psm 11 + prefilter + line fallback": {"workers": 2, "omp": "1", "ocr": {}},
 }
 
 
@@ -104,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=400)
     parser.add_argument("--only", nargs="*", default=None, help="Config names to run.")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON goes.")
     args = parser.parse_args()
     items = load_sample(args.sample)
     print(f"{len(items)} dev-bench images, {os.cpu_count()} cores")
@@ -118,9 +143,9 @@ def main() -> None:
     if base in flags and pre in flags:
         report["prefilter"] = prefilter_quality(flags[base], flags[pre])
         print("pre-filter vs Tesseract:", report["prefilter"])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1))
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def _prepare(
 ) -> PrepareSpec | None:
     """New images are seen as the build saw its own: their text masked with its settings."""
     if built_with.get("preprocess"):
-        params = PreprocessParams.model_validate(built_with["preprocess"])
+        params = PreprocessParams.as_recorded(built_with["preprocess"])
         return embed_prepare(preprocess_flow(delta, store, params, chunk_size), params)
     if built_with.get("prepare"):  # an index from before the settings were recorded
         return PrepareSpec.model_validate(built_with["prepare"])

@@ -1,4 +1,4 @@
-"""What many tests build for themselves: demo subsets and embedding chunk files."""
+"""What many tests build for themselves: demo subsets, embedding chunk files, lock-ups."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from PIL import Image, ImageDraw, ImageFont
 
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.demo import DEMO_PARQUET
@@ -62,3 +63,22 @@ def write_embedding_chunks(
             )
         )
     return manifests
+
+
+LOCKUP_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def beside_word(mark: Image.Image, word: str = "Nordwik", height: int = 224) -> Image.Image:
+    """A lock-up as registers file it: the mark in the left square of a 2:1 canvas, a word
+    element set in a plain face at the right."""
+    mark = mark.convert("RGB")
+    mark.thumbnail((int(height * 0.8), int(height * 0.8)))
+    canvas = Image.new("RGB", (2 * height, height), "white")
+    canvas.paste(mark, ((height - mark.width) // 2, (height - mark.height) // 2))
+    font = ImageFont.truetype(LOCKUP_FONT, height // 7)
+    draw = ImageDraw.Draw(canvas)
+    top, bottom = draw.textbbox((0, 0), word, font=font)[1::2]
+    draw.text(
+        (height + height // 8, (height - (bottom - top)) // 2 - top), word, font=font, fill="black"
+    )
+    return canvas

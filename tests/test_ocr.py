@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import pytest
+from helpers import beside_word
 from PIL import Image, ImageDraw, ImageFont
 
 from logosim.data.decode import decode_image
 from logosim.data.sources import open_source
+from logosim.preprocess.letter_rows import letter_rows
 from logosim.preprocess.ocr import (
     OcrParams,
     TesseractMissingError,
     WordBox,
+    detect_line_words,
     detect_words,
     has_text_strokes,
     metadata_words,
     should_skip,
     tesseract_available,
 )
+from logosim.preprocess.stage import PreprocessParams, analyse_decoded
+from logosim.preprocess.text_mask import MaskFlag
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 pytestmark = pytest.mark.skipif(not tesseract_available(), reason="tesseract not installed")
@@ -118,3 +123,34 @@ def test_words_in_reading_order():
     ]
     assert reading_order(boxes) == "KWIK FIT LIMITED"
     assert reading_order([]) == ""
+
+
+def test_letter_rows_box_the_line_of_text():
+    image = logo_with_text()
+    rows = letter_rows(image)
+    assert rows, "the text line was not found"
+    left, top, right, bottom = max(rows, key=lambda b: b[2] - b[0])
+    assert top >= 0.6 * image.height and bottom <= 0.85 * image.height, (top, bottom)
+    assert right - left > 0.5 * image.width
+    assert letter_rows(shape_only()) == []
+
+
+def test_the_line_fallback_reads_words_the_page_layout_misses_beside_an_icon():
+    """Tesseract's sparse-text layout loses a plain word set beside some large, busy icons;
+    read row by row it is found (demo symbols in a 2:1 lock-up, as registers file them)."""
+    icons = [r for r in open_source("demo").records(0, 400) if r.id.endswith("-icon")][:16]
+    page_only = PreprocessParams(ocr=OcrParams(line_fallback=False))
+    found = {True: 0, False: 0}
+    for record in icons:
+        lockup = beside_word(decode_image(record.data), word="Studio")
+        for fallback, params in ((True, PreprocessParams()), (False, page_only)):
+            analysis = analyse_decoded(record.id, lockup, None, params)
+            words = {box.text for box in analysis.boxes if box.left > lockup.height}
+            found[fallback] += analysis.flag == MaskFlag.MASKED and "Studio" in words
+    assert len(icons) == 16
+    assert found[True] >= 15 and found[True] > found[False], found
+
+
+def test_the_line_fallback_shares_one_time_limit():
+    with pytest.raises(RuntimeError, match="timeout"):
+        detect_line_words(logo_with_text(), OcrParams(timeout_s=0.001))

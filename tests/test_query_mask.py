@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from helpers import beside_word
+from PIL import Image, ImageDraw
 
 from logosim.core.store import ArtifactStore
 from logosim.data.decode import decode_image
@@ -20,24 +21,6 @@ from logosim.data.sources import SourceSpec
 from logosim.preprocess.query_mask import mask_query_text, query_prepare
 from logosim.preprocess.stage import PreprocessParams
 from logosim.preprocess.text_mask import ink
-
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-
-
-def beside_word(mark: Image.Image, word: str = "Nordwik", height: int = 224) -> Image.Image:
-    """A lock-up as registers file it: the mark in the left square of a 2:1 canvas, a word
-    element set in a plain face at the right."""
-    mark = mark.convert("RGB")
-    mark.thumbnail((int(height * 0.8), int(height * 0.8)))
-    canvas = Image.new("RGB", (2 * height, height), "white")
-    canvas.paste(mark, ((height - mark.width) // 2, (height - mark.height) // 2))
-    font = ImageFont.truetype(FONT, height // 7)
-    draw = ImageDraw.Draw(canvas)
-    top, bottom = draw.textbbox((0, 0), word, font=font)[1::2]
-    draw.text(
-        (height + height // 8, (height - (bottom - top)) // 2 - top), word, font=font, fill="black"
-    )
-    return canvas
 
 
 def disc() -> Image.Image:
@@ -65,6 +48,16 @@ def test_queries_are_masked_only_when_the_build_masked_text():
     prepare = query_prepare({"preprocess": PreprocessParams().model_dump(mode="json")})
     query = beside_word(disc())
     assert prepare is not None and prepare(query) is not query
+
+
+def test_an_index_recorded_before_the_line_fallback_keeps_its_ocr():
+    """Settings an older build recorded lack the fields added since; its queries and
+    reindexed marks must be read as its gallery was, not with today's defaults."""
+    recorded = PreprocessParams().model_dump(mode="json")
+    del recorded["ocr"]["line_fallback"]
+    assert PreprocessParams.as_recorded(recorded).ocr.line_fallback is False
+    current = PreprocessParams().model_dump(mode="json")
+    assert PreprocessParams.as_recorded(current) == PreprocessParams()
 
 
 @pytest.mark.slow  # a build of 120 demo logos, an export, two reindexes (~60 s on 2 cores)

@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
-import numpy as np
 import pytesseract
 from PIL import Image
 from pydantic import BaseModel, Field
 
 from logosim.core.digest import stable_digest
+from logosim.preprocess.letter_rows import letter_rows
 
 # Bump when detection changes for the same settings (invalidates every cached mask chunk).
-OCR_CODE_VERSION = "ocr-1"
+OCR_CODE_VERSION = "ocr-2"
+# Letter height (px) a row is enlarged to before it is read on its own.
+_LINE_HEIGHT = 32
+# Letters a row needs before the fallback reads it: two-blob rows are mostly a symbol's
+# shapes (two thirds of the rows in bench marks the page layout read nothing in).
+_LINE_MIN_CHARS = 3
 MetadataPolicy = Literal["ignore", "hint", "skip_empty"]
+
+
+# Settings added after builds began recording theirs, at the value those builds ran with.
+OCR_SETTINGS_BEFORE: dict[str, object] = {"line_fallback": False}
 
 
 class TesseractMissingError(RuntimeError):
@@ -52,6 +61,19 @@ class OcrParams(BaseModel):
         True,
         description="Skip OCR where a ~1 ms letter-row test finds no text-like regions "
         "(~4x faster on logos; misses some text Tesseract would find: see the issue note).",
+    )
+    line_fallback: bool = Field(
+        True,
+        description="When the page layout finds no word, read each letter row on its own "
+        "(finds a word set beside a large icon; one Tesseract call per row).",
+    )
+    max_lines: int = Field(4, ge=1, le=32, description="Rows the line fallback reads at most.")
+    line_confidence: float = Field(
+        90.0,
+        ge=0,
+        le=100,
+        description="Keep line-fallback words at or above (a row read alone turns a symbol's "
+        "shapes into 'letters' at 60-85; a real word reads at 90+).",
     )
     timeout_s: float = Field(10.0, gt=0, description="Per-image Tesseract time limit.")
 
@@ -122,7 +144,7 @@ def detect_words(image: Image.Image, params: OcrParams, hint: str | None = None)
     for i, raw in enumerate(data["text"]):
         text = raw.strip()
         confidence = float(data["conf"][i])
-        if not text or confidence < 0 or not any(c.isalnum() for c in text):
+        if confidence < 0 or not _word_like(text):
             continue
         bar = params.min_confidence
         if hints and _matches(text, hints):
@@ -142,6 +164,14 @@ def detect_words(image: Image.Image, params: OcrParams, hint: str | None = None)
     return words
 
 
+def _word_like(text: str) -> bool:
+    """Two or more letters or digits, not all round ones. Tesseract reads a symbol's parts
+    as 'a', 'O O' or '00' at confidence 60-95; kept, they tip a mark into the wordmark rule
+    or paint out its dots, and a lone letter is a monogram's, not a word beside the mark."""
+    chars = [c for c in text if c.isalnum()]
+    return len(chars) >= 2 and not set("".join(chars).lower()) <= set("o0")
+
+
 def _matches(word: str, hints: frozenset[str]) -> bool:
     key = re.sub(r"[^0-9a-z]", "", word.lower())
     return len(key) > 1 and any(key in h or h in key for h in hints)
@@ -150,41 +180,60 @@ def _matches(word: str, hints: frozenset[str]) -> bool:
 def has_text_strokes(image: Image.Image, min_chars: int = 2) -> bool:
     """Cheap text-likelihood test (~1 ms): is there a row of ``min_chars`` letter-like blobs?
 
-    Otsu-threshold both polarities (dark text on light and light on dark); a letter is a
-    connected component of plausible height (2.5–35 % of the image), not much wider than
-    tall, not a thin outline; a word is ``min_chars`` such blobs side by side with similar
-    height and centre line. Measured against Tesseract in bench/bench_preprocess.py.
+    See :mod:`logosim.preprocess.letter_rows`; measured against Tesseract in
+    bench/bench_preprocess.py.
     """
-    gray = np.asarray(image.convert("L"), dtype=np.uint8)
-    scale = 256 / max(gray.shape)
-    if scale < 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    height = gray.shape[0]
-    for polarity in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):
-        _, binary = cv2.threshold(gray, 0, 255, polarity | cv2.THRESH_OTSU)
-        _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        letters = sorted(
-            (int(x), int(y), int(w), int(h))
-            for x, y, w, h, area in stats[1:]
-            if 0.025 * height <= h <= 0.35 * height
-            and w <= 1.6 * h
-            and area >= max(8, 0.15 * w * h)
+    return bool(letter_rows(image, min_chars, limit=1))
+
+
+def detect_line_words(
+    image: Image.Image, params: OcrParams, hint: str | None = None
+) -> list[WordBox]:
+    """Words read one letter row at a time (Tesseract ``--psm 7`` on each row's crop).
+
+    The fallback for a page layout that found nothing: sparse-text mode misses a clean word
+    set beside a large, busy icon (the icon swallows the word into a non-text block), while
+    the same word cropped alone reads at ~96. At most ``params.max_lines`` rows of three or
+    more letters, widest first; boxes are returned in ``image`` pixels. All rows share one ``params.timeout_s``
+    (raises RuntimeError like :func:`detect_words` when it runs out).
+    """
+    rows = sorted(letter_rows(image, _LINE_MIN_CHARS), key=lambda b: b[2] - b[0], reverse=True)
+    deadline = time.monotonic() + params.timeout_s
+    words: list[WordBox] = []
+    for left, top, right, bottom in rows[: params.max_lines]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError("Tesseract process timeout (line fallback)")
+        line = params.model_copy(
+            update={
+                "psm": 7,
+                "max_side": 0,
+                "timeout_s": remaining,
+                "min_confidence": max(params.min_confidence, params.line_confidence),
+            }
         )
-        if any(_word_from(letters, i, min_chars) for i in range(len(letters))):
-            return True
-    return False
-
-
-def _word_from(letters: list[tuple[int, int, int, int]], first: int, min_chars: int) -> bool:
-    """Do ``min_chars`` letters follow ``letters[first]`` on one line, close together?"""
-    x, y, w, h = letters[first]
-    count, right, centre = 1, x + w, y + h / 2
-    for x2, y2, w2, h2 in letters[first + 1 :]:
-        if x2 - right > 1.2 * h:
-            break
-        same_line = abs(y2 + h2 / 2 - centre) < 0.35 * h and 0.6 < h2 / h < 1.6
-        if same_line and x2 >= right - 0.2 * h:
-            count, right = count + 1, x2 + w2
-            if count >= min_chars:
-                return True
-    return False
+        margin = max(4, (bottom - top) // 2)
+        box = (
+            max(0, left - margin),
+            max(0, top - margin),
+            min(image.width, right + margin),
+            min(image.height, bottom + margin),
+        )
+        crop = image.crop(box)
+        # Tesseract reads letters best ~30 px tall; small rows are enlarged, not shrunk.
+        zoom = max(1.0, _LINE_HEIGHT / max(1, bottom - top))
+        if zoom > 1:
+            size = (round(crop.width * zoom), round(crop.height * zoom))
+            crop = crop.resize(size, Image.Resampling.BICUBIC)
+        for word in detect_words(crop, line, hint):
+            words.append(
+                WordBox(
+                    left=box[0] + round(word.left / zoom),
+                    top=box[1] + round(word.top / zoom),
+                    width=max(1, round(word.width / zoom)),
+                    height=max(1, round(word.height / zoom)),
+                    confidence=word.confidence,
+                    text=word.text,
+                )
+            )
+    return words

@@ -38,5 +38,5 @@ def query_prepare(index_meta: Mapping[str, Any]) -> QueryPrepare | None:
     settings = index_meta.get("preprocess")
     if not settings:
         return None
-    params = PreprocessParams.model_validate(settings)
+    params = PreprocessParams.as_recorded(settings)
     return lambda image: mask_query_text(image, params)

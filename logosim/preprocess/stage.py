@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pytesseract
@@ -29,9 +30,11 @@ from logosim.data.decode import ImageDecodeError, decode_image
 from logosim.data.sources import SourceSpec, open_source
 from logosim.preprocess.mask_store import MASKS_DIR, ImageMask, encode_rle, write_mask_chunk
 from logosim.preprocess.ocr import (
+    OCR_SETTINGS_BEFORE,
     OcrParams,
     TesseractMissingError,
     WordBox,
+    detect_line_words,
     detect_words,
     has_text_strokes,
     should_skip,
@@ -55,6 +58,13 @@ class PreprocessParams(BaseModel):
     workers: int = Field(0, ge=0, description="OCR processes; 0 = one per core.")
     max_image_pixels: int = Field(64_000_000, ge=1)
     max_image_bytes: int = Field(64 * 2**20, ge=1)
+
+    @classmethod
+    def as_recorded(cls, settings: Mapping[str, Any]) -> PreprocessParams:
+        """The settings an index recorded at build time. OCR settings added since then take
+        the value that build ran with, so its queries and reindexed marks match its gallery."""
+        ocr = {**OCR_SETTINGS_BEFORE, **settings.get("ocr", {})}
+        return cls.model_validate({**settings, "ocr": ocr})
 
     def version(self, ocr_available: bool = True) -> str:
         """Content of the masks: OCR + mask settings and whether Tesseract was there at all
@@ -111,6 +121,8 @@ def analyse_decoded(
         return Analysis(image_id, MaskFlag.SKIPPED, shape)
     try:
         boxes = detect_words(image, params.ocr, hint=text)
+        if not boxes and params.ocr.line_fallback:
+            boxes = detect_line_words(image, params.ocr, hint=text)
     except TesseractMissingError as exc:
         return Analysis(
             image_id, MaskFlag.NO_OCR, shape, reason="tesseract_missing", detail=str(exc)
