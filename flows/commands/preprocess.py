@@ -28,6 +28,14 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="OCR processes
 PrefilterOpt = Annotated[
     bool, typer.Option("--prefilter/--no-prefilter", help="Skip images with no text strokes.")
 ]
+LineFallbackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--line-fallback/--no-line-fallback",
+        help="Where the page layout reads no word, read each letter row alone (a word beside "
+        "a large icon).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +50,7 @@ def register(app: typer.Typer) -> None:
         chunk_size: ChunkOpt = None,
         workers: WorkersOpt = 0,
         prefilter: PrefilterOpt = True,
+        line_fallback: LineFallbackOpt = True,
     ) -> None:
         """Detect text (Tesseract) and store run-length text masks per chunk, for embedding
         to inpaint on the fly. With --preview N, draw original / boxes / masked instead."""
@@ -49,7 +58,8 @@ def register(app: typer.Typer) -> None:
         from logosim.preprocess.stage import PreprocessParams
 
         spec, total = checked_spec(source, fmt, group_column)
-        params = PreprocessParams(workers=workers, ocr=OcrParams(prefilter=prefilter))
+        ocr = OcrParams(prefilter=prefilter, line_fallback=line_fallback)
+        params = PreprocessParams(workers=workers, ocr=ocr)
         if preview:
             _preview(spec, params, preview, out)
             return
