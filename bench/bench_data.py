@@ -6,7 +6,9 @@ The dev bench ships in ../shared/bench; the copy set is assembled from it by
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 COPY_SET = "/tmp/bench/copy_dev.parquet"
@@ -20,3 +22,10 @@ def rounded(metrics: dict, keys: Iterable[str] | None = None) -> dict:
         for k, v in metrics.items()
         if wanted is None or k in wanted
     }
+
+
+def print_and_write(report: dict, out: Path) -> None:
+    """Show a report's JSON and keep it under bench/results (the figures the notes cite)."""
+    print(json.dumps(report, indent=1))
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")

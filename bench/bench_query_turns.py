@@ -13,12 +13,11 @@ copy set: copies and originals of the split's sources). Prints and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from bench_data import COPY_SET, DEV_BENCH, rounded
+from bench_data import COPY_SET, DEV_BENCH, print_and_write, rounded
 from tqdm import tqdm
 
 from logosim.core.store import ArtifactStore
@@ -95,10 +94,7 @@ def main() -> None:
             )
         ),
     }
-    print(json.dumps(report, indent=1))
-    out = RESULTS / f"query-turns-{args.kind}-{args.split}.json"
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    print_and_write(report, RESULTS / f"query-turns-{args.kind}-{args.split}.json")
 
 
 if __name__ == "__main__":

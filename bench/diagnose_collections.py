@@ -12,13 +12,12 @@ bench/results/collections_<name>.json.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from bench_data import DEV_BENCH
+from bench_data import DEV_BENCH, print_and_write
 
 from logosim.core.store import ArtifactStore
 from logosim.data.splits import load_split_ids
@@ -83,10 +82,7 @@ def main() -> None:
                 for c in sorted(set(collections[queries]))
                 if (m := collections[queries] == c).any()
             }
-    print(json.dumps(report, indent=1))
-    out = RESULTS / f"collections_{args.name}.json"
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    print_and_write(report, RESULTS / f"collections_{args.name}.json")
 
 
 if __name__ == "__main__":
