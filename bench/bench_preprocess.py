@@ -28,36 +28,39 @@ from logosim.preprocess.text_mask import MaskFlag
 
 RESULTS = Path(__file__).parent / "results" / "preprocess.json"
 
+# Tesseract's page layout alone: the OCR these settings were first measured with.
+PAGE_ONLY = {"line_fallback": False}
+
 CONFIGS: dict[str, dict] = {
     "1 worker, psm 11, OpenMP default": {
         "workers": 1,
         "omp": None,
-        "ocr": {"prefilter": False, "line_fallback": False},
+        "ocr": {**PAGE_ONLY, "prefilter": False},
     },
     "1 worker, psm 11, OMP_THREAD_LIMIT=1": {
         "workers": 1,
         "omp": "1",
-        "ocr": {"prefilter": False, "line_fallback": False},
+        "ocr": {**PAGE_ONLY, "prefilter": False},
     },
     "2 workers, psm 11": {
         "workers": 2,
         "omp": "1",
-        "ocr": {"prefilter": False, "line_fallback": False},
+        "ocr": {**PAGE_ONLY, "prefilter": False},
     },
     "2 workers, psm 11, max_side 160": {
         "workers": 2,
         "omp": "1",
-        "ocr": {"max_side": 160, "prefilter": False, "line_fallback": False},
+        "ocr": {**PAGE_ONLY, "max_side": 160, "prefilter": False},
     },
     "2 workers, psm 6": {
         "workers": 2,
         "omp": "1",
-        "ocr": {"psm": 6, "prefilter": False, "line_fallback": False},
+        "ocr": {**PAGE_ONLY, "psm": 6, "prefilter": False},
     },
     "2 workers, psm 11 + prefilter": {
         "workers": 2,
         "omp": "1",
-        "ocr": {"prefilter": True, "line_fallback": False},
+        "ocr": {**PAGE_ONLY, "prefilter": True},
     },
     # The default: rows the page layout read nothing in are read one at a time.
     "2 workers, psm 11 + prefilter + line fallback": {"workers": 2, "omp": "1", "ocr": {}},

@@ -25,23 +25,11 @@ from logosim.data.decode import decode_image
 from logosim.data.splits import load_split_ids
 from logosim.index.logo_index import LogoIndex
 from logosim.search.evaluate import stored_vectors
-from logosim.search.metrics import group_codes, summarize
+from logosim.search.metrics import group_codes, query_rows, ranks_from_scores, summarize
 from logosim.search.searcher import Searcher
 
 TURNS = (0, 90, 180, 270)
 RESULTS = Path(__file__).parent / "results"
-
-
-def query_rows(ids: list[str], codes: np.ndarray, members: set[str], kind: str, groups) -> list:
-    """Rows that are queries: grouped with another member, in the split (bench: by image;
-    copy set: by the source, which is the group)."""
-    counts = np.bincount(codes[codes >= 0])
-    in_split = (lambda i, g: i in members) if kind == "bench" else (lambda i, g: g in members)
-    return [
-        row
-        for row, (image, group) in enumerate(zip(ids, groups, strict=True))
-        if codes[row] >= 0 and counts[codes[row]] >= 2 and in_split(image, group)
-    ]
 
 
 def turned_vectors(searcher: Searcher, images: list, batch: int = 32) -> dict[int, np.ndarray]:
@@ -53,16 +41,6 @@ def turned_vectors(searcher: Searcher, images: list, batch: int = 32) -> dict[in
             features = searcher.embedder.embed_images(searcher.as_indexed(turned))
             out[turn].append(searcher.index.expand(searcher.describe(features)))
     return {turn: np.concatenate(v).astype(np.float32) for turn, v in out.items()}
-
-
-def ranks(scores: np.ndarray, queries: list[int], codes: np.ndarray) -> list[np.ndarray]:
-    found = []
-    for row, query in enumerate(queries):
-        score = scores[row].copy()
-        score[query] = -np.inf  # a query is not in its own gallery
-        order = np.argsort(-score, kind="stable")[:-1]
-        found.append(np.flatnonzero(codes[order] == codes[query]) + 1)
-    return found
 
 
 def main() -> None:
@@ -80,19 +58,19 @@ def main() -> None:
     groups = [by_id[i]["group"] or None for i in ids]
     codes = group_codes(groups)
     members = load_split_ids(ArtifactStore(args.splits_from), args.split)
-    queries = query_rows(ids, codes, members, args.kind, groups)
+    # Bench queries belong to a split by image, copy-set queries by their source (the group).
+    keys = ids if args.kind == "bench" else groups
+    queries = query_rows(codes, np.array([key in members for key in keys]))
     turned = turned_vectors(Searcher(store), [by_id[ids[q]]["image"] for q in queries])
-    size = len(ids) - 1
+
+    def figures(scores: np.ndarray) -> dict:
+        return rounded(summarize(ranks_from_scores(scores, queries, codes), len(ids) - 1))
+
     report = {
         "queries": len(queries),
-        "as indexed": rounded(summarize(ranks(gallery[queries] @ gallery.T, queries, codes), size)),
-        "query as searched": rounded(summarize(ranks(turned[0] @ gallery.T, queries, codes), size)),
-        "best of four turns": rounded(
-            summarize(
-                ranks(np.maximum.reduce([v @ gallery.T for v in turned.values()]), queries, codes),
-                size,
-            )
-        ),
+        "as indexed": figures(gallery[queries] @ gallery.T),
+        "query as searched": figures(turned[0] @ gallery.T),
+        "best of four turns": figures(np.maximum.reduce([v @ gallery.T for v in turned.values()])),
     }
     print_and_write(report, RESULTS / f"query-turns-{args.kind}-{args.split}.json")
 

@@ -93,6 +93,18 @@ class WordBox:
     confidence: float
     text: str
 
+    def placed(self, scale: float, left: int = 0, top: int = 0) -> WordBox:
+        """This box in the pixels of the image it was read from, when Tesseract read a copy
+        scaled by ``scale`` of its crop at (``left``, ``top``)."""
+        return WordBox(
+            left=left + round(self.left / scale),
+            top=top + round(self.top / scale),
+            width=max(1, round(self.width / scale)),
+            height=max(1, round(self.height / scale)),
+            confidence=self.confidence,
+            text=self.text,
+        )
+
 
 def tesseract_available(cmd: str | None = None) -> bool:
     """True when the Tesseract binary exists and is executable.
@@ -151,16 +163,10 @@ def detect_words(image: Image.Image, params: OcrParams, hint: str | None = None)
             bar = params.hint_confidence
         if confidence < bar:
             continue
-        words.append(
-            WordBox(
-                left=round(data["left"][i] / scale),
-                top=round(data["top"][i] / scale),
-                width=max(1, round(data["width"][i] / scale)),
-                height=max(1, round(data["height"][i] / scale)),
-                confidence=confidence,
-                text=text,
-            )
+        read = WordBox(
+            data["left"][i], data["top"][i], data["width"][i], data["height"][i], confidence, text
         )
+        words.append(read.placed(scale))
     return words
 
 
@@ -194,8 +200,8 @@ def detect_line_words(
     The fallback for a page layout that found nothing: sparse-text mode misses a clean word
     set beside a large, busy icon (the icon swallows the word into a non-text block), while
     the same word cropped alone reads at ~96. At most ``params.max_lines`` rows of three or
-    more letters, widest first; boxes are returned in ``image`` pixels. All rows share one ``params.timeout_s``
-    (raises RuntimeError like :func:`detect_words` when it runs out).
+    more letters, widest first; boxes are returned in ``image`` pixels. All rows share one
+    ``params.timeout_s`` (raises RuntimeError like :func:`detect_words` when it runs out).
     """
     rows = sorted(letter_rows(image, _LINE_MIN_CHARS), key=lambda b: b[2] - b[0], reverse=True)
     deadline = time.monotonic() + params.timeout_s
@@ -225,15 +231,5 @@ def detect_line_words(
         if zoom > 1:
             size = (round(crop.width * zoom), round(crop.height * zoom))
             crop = crop.resize(size, Image.Resampling.BICUBIC)
-        for word in detect_words(crop, line, hint):
-            words.append(
-                WordBox(
-                    left=box[0] + round(word.left / zoom),
-                    top=box[1] + round(word.top / zoom),
-                    width=max(1, round(word.width / zoom)),
-                    height=max(1, round(word.height / zoom)),
-                    confidence=word.confidence,
-                    text=word.text,
-                )
-            )
+        words.extend(word.placed(zoom, box[0], box[1]) for word in detect_words(crop, line, hint))
     return words

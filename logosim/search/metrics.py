@@ -35,6 +35,25 @@ def _blocks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
+def query_rows(codes: np.ndarray, query_mask: np.ndarray | None = None) -> np.ndarray:
+    """Rows that are queries: grouped items with another member (and in ``query_mask``)."""
+    counts = np.bincount(codes[codes >= 0]) if (codes >= 0).any() else np.zeros(0, int)
+    eligible = (codes >= 0) & (counts[np.maximum(codes, 0)] >= 2)
+    if query_mask is not None:
+        eligible &= np.asarray(query_mask, dtype=bool)
+    return np.flatnonzero(eligible)
+
+
+def ranks_from_scores(scores: np.ndarray, queries: np.ndarray, codes: np.ndarray) -> list:
+    """Sorted 1-based ranks of each query's relevant items, from its row of ``scores``
+    against every item (``scores`` is overwritten: a query is not in its own gallery)."""
+    scores[np.arange(len(queries)), queries] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :-1]  # self sorts last: drop it
+    relevant = codes[order] == codes[queries][:, None]
+    rows, cols = np.nonzero(relevant)
+    return np.split(cols + 1, np.searchsorted(rows, np.arange(1, len(queries))))
+
+
 def relevant_ranks(
     vectors: np.ndarray,
     groups: Sequence[str | None],
@@ -53,11 +72,7 @@ def relevant_ranks(
     y = None if twin is None else np.ascontiguousarray(twin, dtype=np.float32)
     codes = group_codes(groups)
     n_items = len(x)
-    counts = np.bincount(codes[codes >= 0]) if (codes >= 0).any() else np.zeros(0, int)
-    eligible = (codes >= 0) & (counts[np.maximum(codes, 0)] >= 2)
-    if query_mask is not None:
-        eligible &= np.asarray(query_mask, dtype=bool)
-    queries = np.flatnonzero(eligible)
+    queries = query_rows(codes, query_mask)
     ranks: list[np.ndarray] = []
     block = max(1, block_cells // max(n_items, 1))
     for part in _blocks(len(queries), block):
@@ -66,12 +81,7 @@ def relevant_ranks(
         if y is not None:
             for a, b in ((x, y), (y, x), (y, y)):
                 np.maximum(scores, a[q] @ b.T, out=scores)
-        scores[np.arange(len(q)), q] = -np.inf  # a query is not in its own gallery
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :-1]  # self sorts last: drop it
-        relevant = codes[order] == codes[q][:, None]
-        rows, cols = np.nonzero(relevant)
-        splits = np.searchsorted(rows, np.arange(1, len(q)))
-        ranks.extend(np.split(cols + 1, splits))
+        ranks.extend(ranks_from_scores(scores, q, codes))
     return ranks, n_items - 1
 
 
