@@ -10,6 +10,9 @@ take JSON updates of ``PCAParams`` / ``IndexParams``, and ``--reuse NAME`` start
 from setting NAME's embeddings (same embed settings), so only PCA, index and evaluation run:
 
     bench/bench_levers.py v3-dba3 --reuse v3-same --index '{"dba_neighbours": 3}'
+
+With the logo weights the PCA stage publishes their shipped projection (learned whitening);
+``--pca '{"projection": "collection"}'`` fits a PCA on each store's train split instead.
 """
 
 from __future__ import annotations

@@ -95,7 +95,8 @@ def _build(params: BuildParams) -> BuildResult:
     pca_params = params.pca_stage()
     if pca_params is not params.pca:
         print(f"pca: skipped, {params.embed.onnx_model} has the PCA projection inside")
-    pca = pca_flow(store, embeddings, pca_params)
+    shipped = params.embed.shipped_projection() if pca_params.projection == "shipped" else None
+    pca = pca_flow(store, embeddings, pca_params, str(shipped) if shipped else None)
     meta = {
         "embed": params.embed.model_dump(mode="json"),
         "prepare": prepare.model_dump(mode="json") if prepare else None,
@@ -116,6 +117,21 @@ def _build(params: BuildParams) -> BuildResult:
     return result
 
 
+def pca_line(meta: dict, rows: int) -> str:
+    if "dims" not in meta:
+        return "- PCA: none (the exported model projects inside, or PCA is off)"
+    health = describe_health(meta.get("health"))
+    if meta.get("projection", "collection") != "collection":
+        return (
+            f"- PCA: the weights' learned whitening `{meta['projection']}`, "
+            f"{meta['dims']} dims (nothing fitted on this collection); {health}"
+        )
+    return (
+        f"- PCA: {meta['dims']} dims from {rows:,} train embeddings, "
+        f"shrinkage {meta.get('shrinkage', 0):.3f}; {health}"
+    )
+
+
 def summary_lines(result: BuildResult) -> list[str]:
     meta = result.index.meta
     recall = ", ".join(f"{k} {v:.3f}" for k, v in meta.get("recall_vs_exact", {}).items())
@@ -124,13 +140,7 @@ def summary_lines(result: BuildResult) -> list[str]:
         f"- images: **{result.images:,}**, embedded: **{result.embedded:,}** "
         f"({result.images - result.embedded:,} skipped; see errors.jsonl)",
         f"- embedding chunks: {len(result.embeddings)}",
-        (
-            f"- PCA: {result.pca.meta['dims']} dims from {result.pca.rows:,} train embeddings, "
-            f"shrinkage {result.pca.meta.get('shrinkage', 0):.3f}; "
-            f"{describe_health(result.pca.meta.get('health'))}"
-            if "dims" in result.pca.meta
-            else "- PCA: none (the exported model projects inside, or PCA is off)"
-        ),
+        pca_line(result.pca.meta, result.pca.rows),
         f"- index: {meta.get('type')} over {result.index.rows:,} vectors × {meta.get('dim')} dims"
         + (f"; recall vs exact: {recall}" if recall else ""),
         f"- index file: `{result.index.path}` (sha256 {result.index.sha256[:12]}…)",

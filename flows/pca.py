@@ -12,8 +12,14 @@ from tasks.pca import fit_pca_task
 
 
 @flow(name="pca", log_prints=True)
-def pca_flow(store: str, embeddings: list[Manifest], params: PCAParams | None = None) -> Manifest:
-    """Fit on the train split when the splits flow has run (else on every embedding)."""
+def pca_flow(
+    store: str,
+    embeddings: list[Manifest],
+    params: PCAParams | None = None,
+    shipped: str | None = None,
+) -> Manifest:
+    """Fit on the train split when the splits flow has run (else on every embedding); with
+    ``shipped`` (the embedding weights' projection file) publish that instead."""
     splits = ArtifactStore(store).load_verified(SPLITS_FILE)
     if splits is None:
         print("pca: no splits/splits.parquet in the store; fitting on all embeddings")
@@ -23,4 +29,5 @@ def pca_flow(store: str, embeddings: list[Manifest], params: PCAParams | None = 
         embeddings=embeddings,
         params=params or PCAParams(),
         splits_sha=splits.sha256 if splits else None,
+        shipped=shipped,
     )

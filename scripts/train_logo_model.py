@@ -18,6 +18,10 @@ one and stop, so it can run in short holds:
 With the defaults it reproduces the shipped ``logosim/embed/weights/lite0-logo-v3.pt``
 (docs/model.md): seeds 0, 1 and 2, about 13 min each on 2 CPU cores.
 
+New weights need their projection refitted (``scripts/fit_logo_projection.py``): until then
+the build falls back to a PCA fitted on each collection (the projection records which weights
+it was fitted for).
+
 The store must hold the dev bench's splits (`logosim build --source BENCH --group-column
 group --store DIR` writes them; the script copies them from ``--splits-from`` when missing).
 """

@@ -1,7 +1,9 @@
-"""PCA task: fit on the train split's embeddings; cached on their content and the settings."""
+"""PCA task: fit on the train split's embeddings (or publish the weights' shipped projection);
+cached on their content, the settings and the shipped file."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -11,6 +13,7 @@ from logosim.core.digest import stable_digest
 from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.splits import load_split_ids
 from logosim.embed.pca import PCA_VERSION, PCAParams, fit_and_save_pca
+from logosim.embed.weight_files import file_digest
 from tasks._prefect import transient_io
 
 
@@ -21,7 +24,11 @@ def pca_inputs(parameters: dict[str, Any]) -> str:
     content but new bytes (.npz entries carry a timestamp), and must not force a refit.
     """
     chunks = [(m.path, m.rows) for m in parameters["embeddings"]]
-    return stable_digest(PCA_VERSION, chunks, parameters["splits_sha"], parameters["params"])
+    shipped = parameters.get("shipped")
+    projection = file_digest(Path(shipped)) if shipped else None
+    return stable_digest(
+        PCA_VERSION, chunks, parameters["splits_sha"], parameters["params"], projection
+    )
 
 
 def pca_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -30,9 +37,16 @@ def pca_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 @task(cache_key_fn=pca_cache_key, persist_result=True, retries=2, retry_condition_fn=transient_io)
 def fit_pca_task(
-    store: str, embeddings: list[Manifest], params: PCAParams, splits_sha: str | None
+    store: str,
+    embeddings: list[Manifest],
+    params: PCAParams,
+    splits_sha: str | None,
+    shipped: str | None = None,
 ) -> Manifest:
     artifacts = ArtifactStore(store)
     train = load_split_ids(artifacts, "train") if splits_sha else None  # no splits: all rows
-    inputs = pca_inputs({"embeddings": embeddings, "params": params, "splits_sha": splits_sha})
-    return fit_and_save_pca(artifacts, embeddings, params, train, inputs=inputs)
+    inputs = pca_inputs(
+        {"embeddings": embeddings, "params": params, "splits_sha": splits_sha, "shipped": shipped}
+    )
+    projection = Path(shipped) if shipped else None
+    return fit_and_save_pca(artifacts, embeddings, params, train, inputs=inputs, shipped=projection)

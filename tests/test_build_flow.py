@@ -66,7 +66,7 @@ def test_build_search_and_cache(prefect_server, demo_subset, tmp_path):
         source=SourceSpec(path=str(source)),
         store=str(tmp_path / "store"),
         chunk_size=50,
-        pca=PCAParams(dims=32),
+        pca=PCAParams(dims=32, projection="collection"),  # a fit: its cache is checked below
         index=IndexParams(),
     )
     begun = datetime.now(UTC)

@@ -105,6 +105,14 @@ ImageSizeOpt = Annotated[
 ]
 DimsOpt = Annotated[int, typer.Option("--pca-dims", min=0, help="PCA output dims; 0 = no PCA.")]
 WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PCA components.")]
+ProjectionOpt = Annotated[
+    Literal["shipped", "collection"],
+    typer.Option(
+        "--pca-projection",
+        help="shipped: the learned whitening that comes with the logo weights (docs/model.md); "
+        "collection: PCA fitted on this collection's train split (--whiten applies).",
+    ),
+]
 ExactOpt = Annotated[
     int, typer.Option("--exact-below", min=0, help="Exact search below this many images.")
 ]
@@ -182,6 +190,7 @@ class BuildOptions:
     index_kind: IndexKind = "auto"
     rerank: bool | None = None
     local: bool = True
+    pca_projection: Literal["shipped", "collection"] = "shipped"
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -201,7 +210,10 @@ class BuildOptions:
                 local=self.local,
             ),
             pca=PCAParams(
-                enabled=self.pca_dims > 0, dims=max(self.pca_dims, 1), whiten=self.whiten
+                enabled=self.pca_dims > 0,
+                dims=max(self.pca_dims, 1),
+                whiten=self.whiten,
+                projection=self.pca_projection,
             ),
             index=IndexParams(
                 kind=self.index_kind,
@@ -241,11 +253,12 @@ def register_build_like(
         index_kind: IndexKindOpt = "auto",
         rerank: RerankOpt = None,
         local: LocalOpt = True,
+        pca_projection: ProjectionOpt = "shipped",
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha, runtime, index_kind, rerank, local,
+            dba_neighbours, dba_alpha, runtime, index_kind, rerank, local, pca_projection,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 

@@ -4,6 +4,7 @@ forms can show them without loading a network."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
@@ -123,6 +124,17 @@ class EmbedParams(BaseModel):
             self.pooling,
             self.gem_p if self.pooling == "gem" else None,
             self.image_size,
+        )
+
+    def shipped_projection(self) -> Path | None:
+        """The learned whitening shipped for these features (the packaged logo weights
+        only), which the PCA stage uses instead of fitting one on the collection."""
+        if self.onnx_model:
+            return None
+        from logosim.embed.weight_files import shipped_projection
+
+        return shipped_projection(
+            self.model, self.weights, self.pooling, self.gem_p, self.image_size
         )
 
     def version(self, prep_digest: str = "") -> str:

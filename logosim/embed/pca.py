@@ -17,7 +17,8 @@ divided by their tiny eigenvalues, so they all point the same way (issue 19).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -58,6 +59,13 @@ class PCAParams(BaseModel):
         gt=0.0,
         le=1.0,
         description="Signed power on raw features before L2 (0.5 = signed sqrt; 1 = off).",
+    )
+    projection: Literal["shipped", "collection"] = Field(
+        "shipped",
+        description="'shipped': the learned whitening that comes with the embedding weights "
+        "(the packaged logo weights have one, fitted on the dev bench's train split: brand "
+        "groups and register edits; docs/model.md), cut to `dims`; 'collection' (and weights "
+        "without one): PCA fitted on this collection's train split with the settings above.",
     )
 
 
@@ -310,19 +318,37 @@ def describe_health(health: dict | None) -> str:
     return line
 
 
+def load_projection(path: Path, dims: int) -> PCAModel:
+    """A shipped projection (``learned_whitening``), its first ``dims`` components."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    model = PCAModel.from_arrays(arrays)
+    keep = max(1, min(dims, model.dims))
+    return replace(
+        model,
+        components=np.ascontiguousarray(model.components[:keep]),
+        scale=model.scale[:keep],
+        fit={"train_rows": int(arrays["train_rows"]), "shrinkage": 0.0, "projection": path.name},
+    )
+
+
 def fit_and_save_pca(
     store: ArtifactStore,
     manifests: list[Manifest],
     params: PCAParams,
     train_ids: set[str] | None,
     inputs: str = "",
+    shipped: Path | None = None,
 ) -> Manifest:
     """Fit on the train split's embeddings and publish ``pca/pca.npz``.
 
     ``inputs`` (a digest of what the fit saw) is kept in the manifest so downstream caches
     can key on it: a refit of the same inputs gives the same model but not the same bytes.
     The manifest's ``health`` says whether held-out images keep their spread after the
-    transform (``descriptor_health``); a degenerate fit is logged as a warning.
+    transform (``descriptor_health``); a degenerate fit is logged as a warning. With
+    ``shipped`` (the weights' projection; the build passes it when ``params.projection`` is
+    "shipped" and the weights have one) nothing is fitted: it is published, cut to
+    ``params.dims``.
 
     With PCA disabled an empty marker artifact (rows=0) is written, so downstream stages
     depend on one manifest either way.
@@ -336,7 +362,13 @@ def fit_and_save_pca(
             versions={"pca": PCA_VERSION},
             meta={"inputs": inputs},
         )
-    model = fit_pca(iter_embeddings(store, manifests), params, train_ids=train_ids)
+    if shipped is not None:
+        model = load_projection(shipped, params.dims)
+        logger.info(
+            f"PCA: the projection shipped with the weights ({shipped.name}), {model.dims} dims"
+        )
+    else:
+        model = fit_pca(iter_embeddings(store, manifests), params, train_ids=train_ids)
     health = descriptor_health(iter_embeddings(store, manifests), Descriptors(model), train_ids)
     (logger.warning if health["degenerate"] else logger.info)(
         f"PCA descriptors: {describe_health(health)}"
@@ -352,6 +384,7 @@ def fit_and_save_pca(
             "params": params.model_dump(),
             "train_rows": model.fit["train_rows"],
             "shrinkage": model.fit["shrinkage"],
+            "projection": model.fit.get("projection", "collection"),
             "health": health,
             "inputs": inputs,
         },

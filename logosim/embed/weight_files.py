@@ -13,6 +13,9 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+from loguru import logger
+
 from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, WHEEL_WEIGHTS
 
 HUB_WEIGHTS = "pretrained"  # timm's pretrained weights (needs the hub)
@@ -45,6 +48,35 @@ def require_torch(what: str) -> None:
 def logo_weights_path() -> Path:
     """The logo-tuned Lite0 inside the package (``weights='logo'``; see docs/model.md)."""
     return Path(__file__).parent / "weights" / "lite0-logo-v3.pt"
+
+
+def logo_projection_path() -> Path:
+    """The learned whitening fitted for the packaged logo weights (issue 16; see
+    ``logosim.embed.learned_whitening`` and ``scripts/fit_logo_projection.py``)."""
+    return Path(__file__).parent / "weights" / "lite0-logo-v3-projection.npz"
+
+
+def shipped_projection(
+    model: str, weights: str, pooling: str, gem_p: float, image_size: int
+) -> Path | None:
+    """The projection shipped for these features, or None: only the packaged logo weights
+    have one, and only for the features it was fitted on (GeM p=3 at 224 px)."""
+    fitted_on = (DEFAULT_MODEL, LOGO_WEIGHTS, "gem", 3.0, 224)
+    if (model, weights, pooling, gem_p, image_size) != fitted_on:
+        return None
+    path = logo_projection_path()
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        fitted_for = str(npz["weights_sha256"]) if "weights_sha256" in npz.files else ""
+    if fitted_for != file_digest(logo_weights_path()):
+        # New weights without a refit: their features are not the ones it was fitted on.
+        logger.warning(
+            f"{path.name} was fitted for other logo weights: PCA is fitted on the collection "
+            "(refit: scripts/fit_logo_projection.py)"
+        )
+        return None
+    return path
 
 
 def packaged_weights(model: str, weights: str) -> str:
