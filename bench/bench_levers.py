@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--model", default=EmbedParams().model)
     parser.add_argument("--weights", default=EmbedParams().weights)
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--blur", type=float, default=EmbedParams().blur, help="Input blur σ.")
     parser.add_argument("--stores", type=Path, default=Path("/tmp/tuned-stores"))
     parser.add_argument("--skip-copies", action="store_true")
     parser.add_argument("--pca", type=json.loads, default={}, help="PCAParams update (JSON).")
@@ -94,9 +95,10 @@ def main() -> None:
         weights=args.weights,
         image_size=args.image_size,
         normalize=args.normalize,
+        blur=args.blur,
     )
     entry: dict = {
-        "embed": embed.model_dump(include={"model", "weights", "image_size", "normalize"})
+        "embed": embed.model_dump(include={"model", "weights", "image_size", "normalize", "blur"})
     }
     entry |= {"pca": args.pca, "index": args.index} if args.pca or args.index else {}
     entry |= {"text_mask": True} if args.text_mask else {}

@@ -66,7 +66,7 @@ def _reindex(source: SourceSpec, store: str, chunk_size: int | None) -> ReindexR
         chunks = embed_flow(
             delta,
             store,
-            EmbedParams.model_validate(built_with.get("embed") or {}),
+            EmbedParams.as_recorded(built_with.get("embed") or {}),
             chunk_size,
             _prepare(delta, store, built_with, chunk_size),
         )

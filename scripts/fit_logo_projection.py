@@ -107,6 +107,7 @@ def main() -> None:
         train_rows=np.int64(len(ids)),
         group_pairs=np.int64(model.fit["group_pairs"]),
         weights_sha256=np.array(file_digest(logo_weights_path())),
+        blur=np.float64(EmbedParams().blur),  # the input blur the features were embedded with
         params=np.array(params.model_dump_json()),
     )
     partial.replace(args.out)

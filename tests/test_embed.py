@@ -157,7 +157,7 @@ def test_embed_images_accepts_any_size_and_mode(eager):
     vectors = eager.embed_images(images)
     assert vectors.shape == (2, 1280) and vectors.dtype == np.float32
     assert np.isfinite(vectors).all()
-    pixels = [to_array(to_model_input(im)) for im in images]
+    pixels = [to_array(to_model_input(im, 224, eager.normalize, eager.blur)) for im in images]
     np.testing.assert_allclose(eager.embed_pixels(pixels), vectors, atol=1e-5)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -16,11 +17,12 @@ from logosim.demo import DEMO_PARQUET
 from logosim.embed.embedder import Embedder
 from logosim.embed.export import EXPORT_DIR, ExportError, ExportParams, export_model
 from logosim.embed.models import ModelError, load_backbone
-from logosim.embed.params import EmbedParams
+from logosim.embed.params import DEFAULT_BLUR, EmbedParams
 from logosim.embed.pca import PCA_FILE, Descriptors, PCAParams, fit_pca
 from logosim.search.composite import CompositeParams
 from logosim.search.evaluate import indexed_vectors
 from logosim.search.searcher import Searcher, SearchParams
+from logosim.service.querymodel import read_model_info
 from logosim.train.data import load_images, to_tensor
 
 SIZE = 96
@@ -67,9 +69,12 @@ def test_the_exported_model_embeds_to_the_index_vectors(pca_store: ArtifactStore
     pil = [images.image(i) for i in range(50, 60)]  # logos the validation did not use
     expected = _index_vectors_of_backbone(pca_store, pil)  # signed power, PCA, whitening
     path = str(pca_store.path(manifest.path))
+    # the export frames and blurs queries as the build embeds (the blur is in its metadata)
+    assert read_model_info(Path(path)).blur == DEFAULT_BLUR
     for runtime, engine in (("auto", "openvino"), ("onnx", "onnx")):
         embedder = Embedder(EmbedParams(onnx_model=path, runtime=runtime))
         assert embedder.runtime.name == engine and embedder.backbone is None
+        assert embedder.blur == DEFAULT_BLUR
         assert (embedder.image_size, embedder.dim) == (SIZE, 16)
         vectors = embedder.embed_images(pil)
         assert vectors.shape == (10, 16)

@@ -11,7 +11,7 @@ from logosim.embed.learned_whitening import (
     fit_learned_whitening,
     group_pairs,
 )
-from logosim.embed.params import EmbedParams
+from logosim.embed.params import DEFAULT_BLUR, EmbedParams
 from logosim.embed.pca import PCAParams, fit_pca, load_projection
 from logosim.embed.weight_files import file_digest, logo_weights_path
 
@@ -97,6 +97,7 @@ def test_the_logo_weights_ship_their_projection():
     with np.load(path) as npz:
         assert str(npz["weights_sha256"]) == file_digest(logo_weights_path())
         assert int(npz["train_rows"]) > 5000  # the dev bench's train split
+        assert float(npz["blur"]) == DEFAULT_BLUR  # fitted on inputs blurred as builds blur
     model = load_projection(path, 512)
     assert model.components.shape == (512, 1280) and model.power == 0.5
     cut = load_projection(path, 64)
@@ -105,6 +106,7 @@ def test_the_logo_weights_ship_their_projection():
     assert EmbedParams(weights="wheel").shipped_projection() is None
     assert EmbedParams(image_size=260).shipped_projection() is None
     assert EmbedParams(pooling="avg").shipped_projection() is None
+    assert EmbedParams(blur=0).shipped_projection() is None
 
 
 def test_a_projection_fitted_for_other_weights_is_not_used(tmp_path, monkeypatch):

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
-from logosim.embed.params import DEFAULT_WEIGHTS, ExportPrecision, NormalizeMode, RuntimeName
+from logosim.embed.params import (
+    DEFAULT_BLUR,
+    DEFAULT_WEIGHTS,
+    ExportPrecision,
+    NormalizeMode,
+    RuntimeName,
+)
 from logosim.index.params import IndexKind
 from logosim.train.params import Precision as TrainPrecision
 
@@ -102,6 +108,12 @@ TrainPrecisionOpt = Annotated[
 ]
 ImageSizeOpt = Annotated[
     int, typer.Option("--image-size", min=32, max=1024, help="Network input size (pixels).")
+]
+BlurOpt = Annotated[
+    float,
+    typer.Option(
+        "--blur", min=0, max=8, help="Gaussian blur (σ, pixels at the input size); 0 = none."
+    ),
 ]
 DimsOpt = Annotated[int, typer.Option("--pca-dims", min=0, help="PCA output dims; 0 = no PCA.")]
 WhitenOpt = Annotated[bool, typer.Option("--whiten/--no-whiten", help="Whiten PCA components.")]
@@ -191,6 +203,7 @@ class BuildOptions:
     rerank: bool | None = None
     local: bool = True
     pca_projection: Literal["shipped", "collection"] = "shipped"
+    blur: float = DEFAULT_BLUR
 
     def params(self, spec: SourceSpec, store: str) -> Any:
         from flows.build import BuildParams
@@ -208,6 +221,7 @@ class BuildOptions:
                 onnx_model=onnx_model,
                 runtime=self.runtime,
                 local=self.local,
+                blur=self.blur,
             ),
             pca=PCAParams(
                 enabled=self.pca_dims > 0,
@@ -254,11 +268,12 @@ def register_build_like(
         rerank: RerankOpt = None,
         local: LocalOpt = True,
         pca_projection: ProjectionOpt = "shipped",
+        blur: BlurOpt = DEFAULT_BLUR,
     ) -> None:
         spec, total = checked_spec(source, fmt, group_column)
         options = BuildOptions(
             chunk_size, pca_dims, whiten, exact_below, text_mask, weights, onnx_model,
-            dba_neighbours, dba_alpha, runtime, index_kind, rerank, local, pca_projection,
+            dba_neighbours, dba_alpha, runtime, index_kind, rerank, local, pca_projection, blur,
         )  # fmt: skip
         run(options.params(spec, store_path(store)), total)
 

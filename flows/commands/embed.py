@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flows.commands._options import (
+    BlurOpt,
     ChunkOpt,
     FormatOpt,
     GroupOpt,
@@ -21,6 +22,7 @@ from flows.commands._options import (
     store_path,
 )
 from logosim.embed.params import (
+    DEFAULT_BLUR,
     DEFAULT_MODEL,
     DEFAULT_NORMALIZE,
     DEFAULT_WEIGHTS,
@@ -42,6 +44,7 @@ def register(app: typer.Typer) -> None:
         pooling: Annotated[Pooling, typer.Option(help="gem or avg.")] = "gem",
         image_size: ImageSizeOpt = 224,
         normalize: NormalizeOpt = DEFAULT_NORMALIZE,
+        blur: BlurOpt = DEFAULT_BLUR,
         batch_size: Annotated[
             int, typer.Option(min=0, help="0 = auto (16 CPU, 128 CUDA); halved on OOM.")
         ] = 0,
@@ -63,6 +66,7 @@ def register(app: typer.Typer) -> None:
             pooling=pooling,
             image_size=image_size,
             normalize=normalize,
+            blur=blur,
             batch_size=batch_size,
             device=device,
             runtime=runtime,

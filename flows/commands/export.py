@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.commands._options import (
+    BlurOpt,
     Exit,
     ExportPrecisionOpt,
     ImageSizeOpt,
@@ -17,7 +18,7 @@ from flows.commands._options import (
     fail,
     store_path,
 )
-from logosim.embed.params import DEFAULT_NORMALIZE
+from logosim.embed.params import DEFAULT_BLUR, DEFAULT_NORMALIZE
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
         weights: WeightsOpt = "auto",
         image_size: ImageSizeOpt = 224,
         normalize: NormalizeOpt = DEFAULT_NORMALIZE,
+        blur: BlurOpt = DEFAULT_BLUR,
         validate_source: Annotated[str, typer.Option(help="Real logos to validate on.")] = "demo",
         validate_images: Annotated[int, typer.Option(min=2)] = 64,
     ) -> None:
@@ -43,6 +45,7 @@ def register(app: typer.Typer) -> None:
                 weights=weights,
                 image_size=image_size,
                 normalize=normalize,
+                blur=blur,
                 validate_source=SourceSpec(path=validate_source),
                 validate_images=validate_images,
             )

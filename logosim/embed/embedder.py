@@ -184,7 +184,7 @@ class Embedder:
         self.params = params or EmbedParams()
         self.store = store
         self.exported = self.params.exported()
-        self.image_size, self.normalize = self.params.input_geometry()
+        self.image_size, self.normalize, self.blur = self.params.input_geometry()
         self.backbone: LoadedBackbone | None = None
         self.local = False  # local descriptors (issue 12)
         self.projection_origin = ""
@@ -368,7 +368,10 @@ class Embedder:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Descriptors and local blocks (None without local descriptors) of decoded images."""
         return self.embed_inputs_local(
-            [self.encode(to_model_input(im, self.image_size, self.normalize)) for im in images]
+            [
+                self.encode(to_model_input(im, self.image_size, self.normalize, self.blur))
+                for im in images
+            ]
         )
 
     # -- a stream of records -----------------------------------------------------------------
@@ -389,6 +392,7 @@ class Embedder:
             prepare,
             settings.max_image_pixels,
             settings.max_image_bytes,
+            blur=self.blur,
         )
         workers = self.params.workers or _default_workers()
         result = EmbedResult()

@@ -198,6 +198,7 @@ def export_model(store: ArtifactStore, params: ExportParams | None = None) -> Ma
     metadata = {
         "logosim.image_size": str(params.image_size),
         "logosim.normalize": params.normalize,
+        "logosim.blur": str(params.blur),
         "logosim.dim": str(model.dim),
         "logosim.precision": params.precision,
         "logosim.weights": resolve_weights(store, params.weights),

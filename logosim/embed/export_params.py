@@ -12,6 +12,7 @@ from logosim.core.store import ArtifactStore, Manifest
 from logosim.data.sources import SourceSpec
 from logosim.embed.graph_runtime import ONNX_OPSET
 from logosim.embed.params import (
+    DEFAULT_BLUR,
     DEFAULT_MODEL,
     DEFAULT_NORMALIZE,
     LOGO_WEIGHTS,
@@ -40,6 +41,7 @@ class ExportParams(BaseModel):
     gem_p: float = Field(3.0, gt=0)
     image_size: int = Field(224, ge=32, le=1024)
     normalize: NormalizeMode = DEFAULT_NORMALIZE  # as the build's default embeds
+    blur: float = Field(DEFAULT_BLUR, ge=0, le=8)  # as the build's default embeds
     use_pca: bool = Field(True, description="Include pca/pca.npz from the store when present.")
     local: bool = Field(
         True,
@@ -62,6 +64,7 @@ class ExportParams(BaseModel):
             gem_p=self.gem_p,
             image_size=self.image_size,
             normalize=self.normalize,
+            blur=self.blur,
             local=self.local,
             **run,
         )

@@ -169,7 +169,9 @@ def _validation_pixels(params: ExportParams) -> tuple[list[str], np.ndarray]:
         except Exception:  # an undecodable logo is not a validation image
             continue
         ids.append(record.id)
-        pixels.append(to_array(to_model_input(image, params.image_size, params.normalize)))
+        pixels.append(
+            to_array(to_model_input(image, params.image_size, params.normalize, params.blur))
+        )
     if len(ids) < 2:
         raise ExportError(
             f"need real logos to validate against; {params.validate_source.path} has {len(ids)}"
@@ -186,6 +188,7 @@ def export_packaged(store: ArtifactStore, params: ExportParams, graph: PackagedG
     metadata = {
         "logosim.image_size": str(params.image_size),
         "logosim.normalize": params.normalize,
+        "logosim.blur": str(params.blur),
         "logosim.dim": str(pca.dims if pca else graph.dim),
         "logosim.precision": "fp32",
         "logosim.weights": LOGO_WEIGHTS,

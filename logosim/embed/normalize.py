@@ -9,6 +9,11 @@ small on a large canvas, and scans with wide borders), then pads like ``pad``.
 ``trim_small`` trims only when the mark's box spans less than ``TRIM_SMALL_BELOW`` of the
 image's longer side: most logos already fill their canvas, and trimming those only changes
 their scale relative to unrelated marks.
+
+``blur`` then softens the square input with a Gaussian (σ in pixels at the model's size): a
+mark redrawn at low resolution and upscaled, a JPEG's blocks and a mark traced in thin
+outlines differ from the original in their finest detail, which a light blur removes from
+both sides before the network compares them (issue 16, tenth round).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from logosim.embed.params import NormalizeMode
 
@@ -121,9 +126,16 @@ def _centre_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
-def to_model_input(image: Image.Image, size: int = 224, mode: NormalizeMode = "pad") -> Image.Image:
+def to_model_input(
+    image: Image.Image, size: int = 224, mode: NormalizeMode = "pad", blur: float = 0.0
+) -> Image.Image:
     """An RGB ``size``×``size`` image: aspect ratio kept, padded on white (or centre-cropped;
-    or trimmed to the mark and padded on its background colour)."""
+    or trimmed to the mark and padded on its background colour), then blurred by ``blur``."""
+    square = _framed(image, size, mode)
+    return square.filter(ImageFilter.GaussianBlur(blur)) if blur > 0 else square
+
+
+def _framed(image: Image.Image, size: int, mode: NormalizeMode) -> Image.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")
     if mode in ("pad", "trim", "trim_small"):

@@ -21,6 +21,10 @@ NormalizeMode = Literal["pad", "trim", "trim_small", "crop"]
 # Trim: with text masking on, the mark left after its words are painted out fills the frame
 # (issue 16, sixth round: dev copies R@1 0.392 → 0.453, val bench mAP 0.512 → 0.538).
 DEFAULT_NORMALIZE: NormalizeMode = "trim"
+# Gaussian σ (pixels at the model's input size) on every network input: low-resolution and
+# outlined copies are found more often (issue 16, tenth round); builds recorded before the
+# setting existed ran without it (``EmbedParams.as_recorded``).
+DEFAULT_BLUR = 2.0
 RuntimeName = Literal[
     "auto", "eager", "channels_last", "bf16", "onnx", "openvino", "openvino_bf16", "fp16"
 ]
@@ -70,6 +74,12 @@ class EmbedParams(BaseModel):
         "background, 'trim_small' the same only when the mark spans < 60 % of the side, or "
         "'crop'.",
     )
+    blur: float = Field(
+        DEFAULT_BLUR,
+        ge=0,
+        le=8,
+        description="Gaussian blur (σ in pixels at the input size) on the network input; 0 = none.",
+    )
     pooling: Pooling = Field("gem", description="GeM (p=gem_p) or average pooling.")
     gem_p: float = Field(3.0, gt=0, description="GeM exponent (pooling='gem').")
     local: bool = Field(
@@ -102,12 +112,18 @@ class EmbedParams(BaseModel):
 
         return read_exported(self.onnx_model) if self.onnx_model else None
 
-    def input_geometry(self) -> tuple[int, NormalizeMode]:
-        """(square size, normalise mode) of the network input."""
+    @classmethod
+    def as_recorded(cls, settings: dict[str, Any]) -> EmbedParams:
+        """The settings a build recorded. Those added since then take the value that build
+        ran with, so its queries are embedded as its gallery was."""
+        return cls.model_validate({"blur": 0.0, **settings})
+
+    def input_geometry(self) -> tuple[int, NormalizeMode, float]:
+        """(square size, normalise mode, blur) of the network input."""
         exported = self.exported()
         if exported is not None:
-            return exported.image_size, exported.normalize
-        return self.image_size, self.normalize
+            return exported.image_size, exported.normalize, exported.blur
+        return self.image_size, self.normalize, self.blur
 
     def model_version(self) -> str:
         """Identifies the network's function: weights, pooling, input size."""
@@ -134,13 +150,16 @@ class EmbedParams(BaseModel):
         from logosim.embed.weight_files import shipped_projection
 
         return shipped_projection(
-            self.model, self.weights, self.pooling, self.gem_p, self.image_size
+            self.model, self.weights, self.pooling, self.gem_p, self.image_size, self.blur
         )
 
     def version(self, prep_digest: str = "") -> str:
-        """What changes the output: model, weights, pooling, size, normalise mode, code,
-        preprocessing. Not batch size, device, runtime or workers."""
-        mode = "exported" if self.onnx_model else self.normalize  # an export fixes its own
+        """What changes the output: model, weights, pooling, size, normalise mode, blur,
+        code, preprocessing. Not batch size, device, runtime or workers."""
+        if self.onnx_model:  # an export fixes its own input
+            return stable_digest("embed", self.model_version(), "exported", prep_digest)
+        # blur 0 keeps the digests of chunks embedded before the setting existed
+        mode = self.normalize if self.blur == 0 else f"{self.normalize}+blur{self.blur:g}"
         return stable_digest("embed", self.model_version(), mode, prep_digest)
 
 

@@ -48,6 +48,7 @@ class ImagePipeline:
     max_pixels: int = 64_000_000
     max_bytes: int = 64 * 2**20
     jpeg_draft: bool = True  # large JPEGs decode at reduced size (pad mode only: see below)
+    blur: float = 0.0
 
     def __call__(self, record: LogoRecord) -> tuple[np.ndarray | None, ImageFailure | None]:
         if record.read_error:
@@ -69,7 +70,7 @@ class ImagePipeline:
         try:
             if self.prepare is not None:
                 image = self.prepare(record, image)
-            return self.encode(to_model_input(image, self.size, self.mode)), None
+            return self.encode(to_model_input(image, self.size, self.mode, self.blur)), None
         except Exception as exc:  # a failing hook (or what it returned) costs this image only
             reason = "prepare_failed" if self.prepare is not None else "normalize_failed"
             return None, ImageFailure.of(record, STAGE, reason, f"{type(exc).__name__}: {exc}")

@@ -57,10 +57,11 @@ def logo_projection_path() -> Path:
 
 
 def shipped_projection(
-    model: str, weights: str, pooling: str, gem_p: float, image_size: int
+    model: str, weights: str, pooling: str, gem_p: float, image_size: int, blur: float
 ) -> Path | None:
     """The projection shipped for these features, or None: only the packaged logo weights
-    have one, and only for the features it was fitted on (GeM p=3 at 224 px)."""
+    have one, and only for the features it was fitted on (GeM p=3 at 224 px, with the input
+    blur the file records)."""
     fitted_on = (DEFAULT_MODEL, LOGO_WEIGHTS, "gem", 3.0, 224)
     if (model, weights, pooling, gem_p, image_size) != fitted_on:
         return None
@@ -69,11 +70,18 @@ def shipped_projection(
         return None
     with np.load(path, allow_pickle=False) as npz:
         fitted_for = str(npz["weights_sha256"]) if "weights_sha256" in npz.files else ""
+        fitted_blur = float(npz["blur"]) if "blur" in npz.files else 0.0
     if fitted_for != file_digest(logo_weights_path()):
         # New weights without a refit: their features are not the ones it was fitted on.
         logger.warning(
             f"{path.name} was fitted for other logo weights: PCA is fitted on the collection "
             "(refit: scripts/fit_logo_projection.py)"
+        )
+        return None
+    if fitted_blur != blur:
+        logger.info(
+            f"{path.name} was fitted on inputs blurred by σ {fitted_blur:g}, this build blurs by "
+            f"{blur:g}: PCA is fitted on the collection"
         )
         return None
     return path

@@ -76,7 +76,7 @@ class Searcher:
             from logosim.embed.params import EmbedParams  # torch: load only if needed
 
             self._embedder = cached_embedder(
-                EmbedParams.model_validate(self.embed_settings), self.store
+                EmbedParams.as_recorded(self.embed_settings), self.store
             )
         return self._embedder
 

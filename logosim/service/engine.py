@@ -260,11 +260,18 @@ class Engine:
             raise EngineError(
                 f"the model gives {probe.shape[1]}-d vectors but the index holds {index.index.d}-d"
             )
-        built = (manifest.meta.get("embed") or {}).get("normalize")
+        embed = manifest.meta.get("embed") or {}
+        built = embed.get("normalize")
         if built and not own and built != model.info.normalize:
             logger.warning(
                 f"the index was built with '{built}' framing, the exported model frames queries "
                 f"with '{model.info.normalize}': export again with --normalize {built}"
+            )
+        blur = float(embed.get("blur", 0.0))  # none recorded: built before blur existed
+        if built and not own and blur != model.info.blur:
+            logger.warning(
+                f"the index was built with input blur {blur:g}, the exported model blurs "
+                f"queries by {model.info.blur:g}: export again with --blur {blur:g}"
             )
         spec = SourceSpec.model_validate(manifest.meta.get("source", {}))
         if self.settings.source:

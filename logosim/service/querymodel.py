@@ -48,6 +48,7 @@ class ModelInfo:
     precision: str
     outputs: tuple[tuple[int, ...], ...] = ()  # each graph output's shape (0 = dynamic)
     weights_digest: str | None = None  # identifies the local projection of a raw map output
+    blur: float = 0.0  # exports written before the setting existed ran without it
 
 
 @dataclass
@@ -86,6 +87,7 @@ def read_model_info(path: Path) -> ModelInfo:
         precision=meta.get(f"{META_PREFIX}precision", "fp32"),
         outputs=outputs,
         weights_digest=meta.get(f"{META_PREFIX}weights_digest"),
+        blur=float(meta.get(f"{META_PREFIX}blur", 0.0)),
     )
 
 
@@ -172,7 +174,8 @@ class QueryModel:
         return self.info.dim
 
     def pixels(self, image: Image.Image) -> np.ndarray:
-        return to_array(to_model_input(image, self.info.image_size, self.info.normalize))  # type: ignore[arg-type]
+        info = self.info
+        return to_array(to_model_input(image, info.image_size, info.normalize, info.blur))  # type: ignore[arg-type]
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.embed(images).vectors
