@@ -29,7 +29,7 @@ from logosim.embed.embedder import Embedder
 from logosim.embed.normalize import to_model_input
 from logosim.embed.params import EmbedParams
 from logosim.embed.pca import Descriptors
-from logosim.preprocess.mask_store import MASKS_DIR, masked_prepare
+from logosim.preprocess.mask_store import MaskReader, masked_prepare
 from logosim.preprocess.text_mask import MaskParams
 from logosim.search.metrics import group_codes, query_rows, ranks_from_scores, summarize
 
@@ -39,18 +39,12 @@ BATCH = 64
 
 def framed_inputs(store: ArtifactStore, rows: list[dict], embedder: Embedder) -> list:
     """Each image with its stored text mask applied and framed as the build framed it."""
-    manifests = [store.load_verified(p) for p in _mask_manifests(store)]
-    prepare = masked_prepare(store, manifests, MaskParams())
+    prepare = masked_prepare(store, MaskReader.of_store(store).manifests, MaskParams())
     out = []
     for row in tqdm(rows, desc="decode", unit="img", mininterval=30):
         image = prepare(LogoRecord(id=row["id"], ref=row["id"], row=0), decode_image(row["image"]))
         out.append(to_model_input(image, embedder.image_size, embedder.normalize))
     return out
-
-
-def _mask_manifests(store: ArtifactStore) -> list[str]:
-    names = sorted(store.path(MASKS_DIR).glob("*.npz"))
-    return [f"{MASKS_DIR}/{p.name}" for p in names]
 
 
 def blurred_features(embedder: Embedder, inputs: list, sigma: float) -> np.ndarray:

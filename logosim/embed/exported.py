@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import get_args
 
-from logosim.embed.params import NormalizeMode
+from logosim.embed.params import BLUR_UNRECORDED, NormalizeMode
 from logosim.embed.weight_files import ModelError, file_digest
 
 META_PREFIX = "logosim."
@@ -31,7 +31,7 @@ class ExportedModel:
     sha256: str
     local_grid: tuple[int, int] | None = None  # the second output's feature-map grid
     projection_origin: str = ""  # the local projection inside the graph
-    blur: float = 0.0  # exports written before the setting existed ran without it
+    blur: float = BLUR_UNRECORDED
 
 
 @lru_cache(maxsize=8)
@@ -71,7 +71,7 @@ def read_exported(path: str | Path) -> ExportedModel:
         sha256=file_digest(file),
         local_grid=_grid(meta.get(f"{META_PREFIX}local_grid")),
         projection_origin=meta.get(f"{META_PREFIX}local_projection", ""),
-        blur=float(meta.get(f"{META_PREFIX}blur", 0.0)),
+        blur=float(meta.get(f"{META_PREFIX}blur", BLUR_UNRECORDED)),
     )
 
 

@@ -25,6 +25,7 @@ DEFAULT_NORMALIZE: NormalizeMode = "trim"
 # outlined copies are found more often (issue 16, tenth round); builds recorded before the
 # setting existed ran without it (``EmbedParams.as_recorded``).
 DEFAULT_BLUR = 2.0
+BLUR_UNRECORDED = 0.0  # what a build, export or projection that records no blur ran with
 RuntimeName = Literal[
     "auto", "eager", "channels_last", "bf16", "onnx", "openvino", "openvino_bf16", "fp16"
 ]
@@ -116,7 +117,7 @@ class EmbedParams(BaseModel):
     def as_recorded(cls, settings: dict[str, Any]) -> EmbedParams:
         """The settings a build recorded. Those added since then take the value that build
         ran with, so its queries are embedded as its gallery was."""
-        return cls.model_validate({"blur": 0.0, **settings})
+        return cls.model_validate({"blur": BLUR_UNRECORDED, **settings})
 
     def input_geometry(self) -> tuple[int, NormalizeMode, float]:
         """(square size, normalise mode, blur) of the network input."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from logosim.embed.params import DEFAULT_MODEL, LOGO_WEIGHTS, WHEEL_WEIGHTS
+from logosim.embed.params import BLUR_UNRECORDED, DEFAULT_MODEL, LOGO_WEIGHTS, WHEEL_WEIGHTS
 
 HUB_WEIGHTS = "pretrained"  # timm's pretrained weights (needs the hub)
 RANDOM_WEIGHTS = "random"  # untrained; for tests of plumbing only
@@ -70,7 +70,7 @@ def shipped_projection(
         return None
     with np.load(path, allow_pickle=False) as npz:
         fitted_for = str(npz["weights_sha256"]) if "weights_sha256" in npz.files else ""
-        fitted_blur = float(npz["blur"]) if "blur" in npz.files else 0.0
+        fitted_blur = float(npz["blur"]) if "blur" in npz.files else BLUR_UNRECORDED
     if fitted_for != file_digest(logo_weights_path()):
         # New weights without a refit: their features are not the ones it was fitted on.
         logger.warning(

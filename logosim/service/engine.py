@@ -32,6 +32,7 @@ from PIL import Image
 
 from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec
+from logosim.embed.params import BLUR_UNRECORDED
 from logosim.embed.pca import Descriptors, l2_normalize
 from logosim.index.ids import search_params
 from logosim.index.logo_index import LogoIndex, index_pca
@@ -267,7 +268,7 @@ class Engine:
                 f"the index was built with '{built}' framing, the exported model frames queries "
                 f"with '{model.info.normalize}': export again with --normalize {built}"
             )
-        blur = float(embed.get("blur", 0.0))  # none recorded: built before blur existed
+        blur = float(embed.get("blur", BLUR_UNRECORDED))
         if built and not own and blur != model.info.blur:
             logger.warning(
                 f"the index was built with input blur {blur:g}, the exported model blurs "

@@ -30,6 +30,7 @@ from loguru import logger
 from PIL import Image
 
 from logosim.embed.normalize import to_array, to_model_input
+from logosim.embed.params import BLUR_UNRECORDED
 
 META_PREFIX = "logosim."
 
@@ -48,7 +49,7 @@ class ModelInfo:
     precision: str
     outputs: tuple[tuple[int, ...], ...] = ()  # each graph output's shape (0 = dynamic)
     weights_digest: str | None = None  # identifies the local projection of a raw map output
-    blur: float = 0.0  # exports written before the setting existed ran without it
+    blur: float = BLUR_UNRECORDED
 
 
 @dataclass
@@ -87,7 +88,7 @@ def read_model_info(path: Path) -> ModelInfo:
         precision=meta.get(f"{META_PREFIX}precision", "fp32"),
         outputs=outputs,
         weights_digest=meta.get(f"{META_PREFIX}weights_digest"),
-        blur=float(meta.get(f"{META_PREFIX}blur", 0.0)),
+        blur=float(meta.get(f"{META_PREFIX}blur", BLUR_UNRECORDED)),
     )
 
 
