@@ -3,7 +3,10 @@
 Supervised-contrastive MoCo: every image is its own positive under augmentation (the
 register edits of ``logosim/train/register_edits.py`` included), and the other renditions of
 its brand group (train split only; 89 % of those pairs come from another icon collection) are
-positives too, in the batch and in the key queue. Each seed is three epochs, its learning rate
+positives too, in the batch and in the key queue. Views are sharp, as the shipped v3 was
+trained; ``--blur 1.14`` blurs every view as the build blurs its network input
+(``EmbedParams.blur`` scaled to the 128-px training size: issue 16's eleventh round measured
+it level with sharp training). Each seed is three epochs, its learning rate
 warmed up over the first half epoch and annealed to zero by the end; model choice on the val
 split (``train/best.pt``); the test split is never seen. The seeds' weights are then averaged
 into one model (a "soup", ``logosim/train/soup.py``): ``<store>/logo-soup.pt``.
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec
+from logosim.embed.params import DEFAULT_BLUR
 from logosim.train.augment import AugmentParams
 from logosim.train.checkpoint import BEST_MODEL, StopRequest
 from logosim.train.loop import train
@@ -43,6 +47,10 @@ from logosim.train.soup import soup_bytes
 
 DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 SOUP = "logo-soup.pt"
+TRAIN_SIZE = 128
+EMBED_SIZE = 224
+# The build blurs its 224-px input by DEFAULT_BLUR; the same blur, scaled to the training size.
+MATCHED_BLUR = DEFAULT_BLUR * TRAIN_SIZE / EMBED_SIZE
 
 # Issue 16's register edits (logosim/train/register_edits.py), as often as each is plausible.
 REGISTER_EDITS = {
@@ -59,13 +67,19 @@ REGISTER_EDITS = {
 
 
 def params(
-    seed: int, epochs: int = 3, lr: float = 2e-4, edits: bool = True, queue: int = 4096
+    seed: int,
+    epochs: int = 3,
+    lr: float = 2e-4,
+    edits: bool = True,
+    queue: int = 4096,
+    blur: float = 0.0,
 ) -> TrainParams:
     """The shipped recipe (see docs/model.md), one seed."""
     return TrainParams(
         loss="supcon",
         group_positives=True,
-        image_size=128,
+        image_size=TRAIN_SIZE,
+        blur=blur,
         batch_size=64,
         lr=lr,
         epochs=epochs,
@@ -100,6 +114,13 @@ def main() -> None:
         "--edits", action=argparse.BooleanOptionalAction, default=True, help="Register edits."
     )
     parser.add_argument("--queue", type=int, default=4096, help="Key queue length (0: none).")
+    parser.add_argument(
+        "--blur",
+        type=float,
+        default=0.0,
+        help=f"Gaussian σ (px at {TRAIN_SIZE}) on every view; {MATCHED_BLUR:.2f} matches the "
+        "build's input blur (measured level with sharp views; the shipped v3 used 0).",
+    )
     args = parser.parse_args()
     bests = []
     for seed in args.seeds:
@@ -110,7 +131,7 @@ def main() -> None:
         result = train(
             SourceSpec(path=args.source, group_column="group"),
             ArtifactStore(store),
-            params(seed, args.epochs, args.lr, args.edits, args.queue),
+            params(seed, args.epochs, args.lr, args.edits, args.queue, args.blur),
             stop=stop,
         )
         summary = {k: v for k, v in vars(result).items() if k not in ("best_model", "checkpoint")}

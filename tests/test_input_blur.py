@@ -88,6 +88,6 @@ def test_build_commands_take_the_blur():
     spec = SourceSpec(path=str(DEMO_PARQUET))
     assert BuildOptions().params(spec, "s").embed.blur == DEFAULT_BLUR
     assert BuildOptions(blur=0).params(spec, "s").embed.blur == 0
-    for command in ("build", "embed", "export"):
+    for command in ("build", "embed", "export", "train"):
         shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
         assert "--blur" in shown, command

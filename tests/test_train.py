@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from logosim.data.sources import SourceSpec, open_source
 from logosim.embed.models import load_backbone
@@ -162,6 +162,34 @@ def test_batches_are_deterministic_per_epoch_and_step(demo_images):
     assert torch.equal(a1, a2) and torch.equal(b1, b2)
     assert not torch.equal(a1, a3)
     assert float(a1.min()) >= -1.0 and float(a1.max()) <= 1.0  # mean = std = 0.5
+
+
+def test_blurred_batches_are_the_same_views_softened(demo_images):
+    sharp = PairBatches(demo_images, 4, LogoAugment(), seed=3)
+    soft = PairBatches(demo_images, 4, LogoAugment(), seed=3, blur=1.2)
+    views = sharp._views(1, 5)
+    blurred = soft._views(1, 5)
+    for view, softened in zip(views, blurred, strict=True):
+        expected = view.filter(ImageFilter.GaussianBlur(1.2))
+        assert np.array_equal(np.asarray(softened), np.asarray(expected))
+        # the blur removes fine detail: neighbouring pixels differ less
+        assert _roughness(softened) < 0.95 * _roughness(view)
+    assert not torch.equal(sharp.batch(1, 2)[0], soft.batch(1, 2)[0])
+
+
+def test_val_images_load_blurred_as_the_embedder_sees_them():
+    source = open_source(SourceSpec())
+    sharp = load_images(source, 64, limit=6)
+    soft = load_images(source, 64, limit=6, blur=1.2)
+    assert sharp.ids == soft.ids
+    for a, b in zip(sharp.pixels, soft.pixels, strict=True):
+        assert _roughness(Image.fromarray(b)) < _roughness(Image.fromarray(a))
+    assert TrainParams().blur == 0  # recipes that predate the setting keep their sharp views
+
+
+def _roughness(image: Image.Image) -> float:
+    pixels = np.asarray(image, dtype=float)
+    return float(np.abs(np.diff(pixels, axis=1)).mean() + np.abs(np.diff(pixels, axis=0)).mean())
 
 
 def test_group_partners_exclude_self_and_ungrouped():

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flows.commands._options import (
+    BlurOpt,
     Exit,
     FormatOpt,
     GroupOpt,
@@ -53,6 +54,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Training image geometry: pad, trim, trim_small or crop."),
         ] = "pad",
         seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
+        blur: BlurOpt = 0.0,
     ) -> None:
         """Fine-tune the backbone (MoCo, symmetric InfoNCE) and keep the best model in
         DIR/train/best.pt. Checkpoints go to DIR/train/checkpoints; rerun to resume.
@@ -77,6 +79,7 @@ def register(app: typer.Typer) -> None:
                 use_groups=use_groups,
                 loss=loss,
                 normalize=normalize,
+                blur=blur,
                 seed=seed,
             )
             model = train_flow(source_spec(source, fmt, group_column), store_path(store), params)

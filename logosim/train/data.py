@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from loguru import logger
-from PIL import Image
+from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from logosim.core.failures import ImageFailure
@@ -67,6 +67,7 @@ def load_images(
     limit: int | None = None,
     desc: str = "decode",
     normalize: NormalizeMode = "pad",
+    blur: float = 0.0,
 ) -> TrainImages:
     """Decode the source's images (those in ``keep_ids``; at most ``limit``); skip bad ones."""
     settings = get_settings()
@@ -78,7 +79,13 @@ def load_images(
         if limit is not None and len(ids) >= limit:
             break
         array = _decode(
-            record, size, settings.max_image_pixels, settings.max_image_bytes, errors, normalize
+            record,
+            size,
+            settings.max_image_pixels,
+            settings.max_image_bytes,
+            errors,
+            normalize,
+            blur,
         )
         if array is None:
             continue
@@ -99,6 +106,7 @@ def _decode(
     max_bytes: int,
     errors: list[ImageFailure],
     normalize: NormalizeMode = "pad",
+    blur: float = 0.0,
 ) -> np.ndarray | None:
     if record.read_error:
         errors.append(ImageFailure.of(record, STAGE, "unreadable", record.read_error))
@@ -109,7 +117,7 @@ def _decode(
         errors.append(ImageFailure.of(record, STAGE, exc.reason, exc.detail))
         logger.info(f"train: skipped {record.id}: {exc.reason}")
         return None
-    return to_array(to_model_input(image, size, normalize))
+    return to_array(to_model_input(image, size, normalize, blur))
 
 
 def positive_partners(keys: Sequence[str | None]) -> list[list[int]]:
@@ -147,6 +155,7 @@ class PairBatches:
         vienna_positives: bool = False,
         p_partner: float = 0.5,
         workers: int = 2,
+        blur: float = 0.0,
     ) -> None:
         if len(images) < 2:
             raise ValueError(f"training needs at least 2 usable images, got {len(images)}")
@@ -167,6 +176,7 @@ class PairBatches:
         )
         self.p_partner = p_partner
         self.workers = workers
+        self.blur = blur
 
     @property
     def steps_per_epoch(self) -> int:
@@ -185,10 +195,12 @@ class PairBatches:
         second = index
         if self.partners[index] and rng.random() < self.p_partner:
             second = rng.choice(self.partners[index])
-        return (
-            self.augment(self.images.image(index), rng),
-            self.augment(self.images.image(second), rng),
-        )
+        first = self.augment(self.images.image(index), rng)
+        other = self.augment(self.images.image(second), rng)
+        if self.blur > 0:  # after the augmentation, as the embedder blurs what it is given
+            soften = ImageFilter.GaussianBlur(self.blur)
+            first, other = first.filter(soften), other.filter(soften)
+        return first, other
 
     def batch(
         self, epoch: int, step: int, pool: ThreadPoolExecutor | None = None

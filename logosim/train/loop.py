@@ -127,7 +127,9 @@ def split_images(
         logger.info(f"no splits in the store: holding out {len(val_ids)} images for validation")
     load = partial(load_images, source, size, normalize=params.normalize)
     train = load(keep_ids=train_ids, limit=params.max_images, desc="train images")
-    val = load(keep_ids=val_ids, limit=params.val_images, desc="val images")
+    # val images are scored as the embedder will see them; train views are blurred after
+    # their augmentation (PairBatches), so the train images stay sharp here
+    val = load(keep_ids=val_ids, limit=params.val_images, desc="val images", blur=params.blur)
     if not params.use_groups:
         train.groups = [None] * len(train)
         val.groups = [None] * len(val)
@@ -207,6 +209,7 @@ def set_up(source: SourceSpec, store: ArtifactStore, params: TrainParams) -> Tra
         std=loaded.std,
         group_positives=params.group_positives,
         vienna_positives=params.vienna_positives,
+        blur=params.blur,
     )
     validator = Validator(
         val_images, pairs=pairs, use_groups=params.use_groups, seed=params.seed, augment=augment

@@ -56,6 +56,13 @@ class TrainParams(BaseModel):
         "the most query-like negatives, often marks in its own style, count more.",
     )
     normalize: NormalizeMode = Field("pad", description="Geometry of the training images.")
+    blur: float = Field(
+        0.0,
+        ge=0,
+        le=16,
+        description="Gaussian blur (σ in pixels at image_size) on every view and val image, "
+        "as the embedder blurs its input; 0 = none.",
+    )
     use_groups: bool = Field(True, description="Use the group column at all (val metrics).")
     max_images: int | None = Field(None, ge=2, description="Train on at most this many.")
     val_images: int = Field(500, ge=2)
