@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
+from bench_blur import blurred_features
 from bench_data import DEV_BENCH, print_and_write, rounded
 from PIL import Image
 from tqdm import tqdm
@@ -40,7 +41,6 @@ from logosim.search.metrics import group_codes, query_rows, ranks_from_scores, s
 
 RESULTS = Path(__file__).parent / "results"
 COPIES = Path(DEV_BENCH).with_name("logo_copy_dev_copies.parquet")
-BATCH = 64
 INK = 30  # max channel difference from the ground colour that counts as ink
 EDGE = 4  # the outline edit draws the canvas edge as a line: cleared before filling
 GATES = (1.5, 2.0, 3.0)
@@ -62,15 +62,6 @@ def silhouette(image: np.ndarray) -> tuple[np.ndarray, float]:
     out = np.full_like(image, 255)
     out[solid] = 0
     return out, float(solid.sum()) / max(1.0, float(ink.sum()))
-
-
-def features(embedder: Embedder, squares: list[np.ndarray], sigma: float, desc: str):
-    blocks = []
-    for start in tqdm(range(0, len(squares), BATCH), desc=desc, mininterval=30):
-        part = squares[start : start + BATCH]
-        blurred = [to_model_input(Image.fromarray(x), 224, "pad", sigma) for x in part]
-        blocks.append(embedder.embed_pixels([np.asarray(x, dtype=np.uint8) for x in blurred]))
-    return np.concatenate(blocks)
 
 
 def val_ids() -> set[str]:
@@ -107,10 +98,8 @@ def main() -> None:
     by_brand = [r["group"] or "" for r in bench] + [""] * len(copies)
     embedder = Embedder(EmbedParams(blur=0))  # the blur is applied here, after framing
 
-    def framed(image: Image.Image | np.ndarray) -> np.ndarray:
-        if isinstance(image, np.ndarray):
-            image = Image.fromarray(image)
-        return np.asarray(to_model_input(image, 224, embedder.normalize))
+    def framed(image: np.ndarray) -> Image.Image:
+        return to_model_input(Image.fromarray(image), embedder.image_size, embedder.normalize)
 
     squares, fills, ratios = [], [], []
     for row in tqdm(bench + copies, desc="decode", mininterval=30):
@@ -122,9 +111,9 @@ def main() -> None:
     ratios_arr = np.array(ratios)
     with np.load(logo_projection_path(), allow_pickle=False) as npz:
         project = PCAModel.from_arrays(dict(npz)).transform
-    base = project(features(embedder, squares, DEFAULT_BLUR, "blurred"))
-    sharp = project(features(embedder, squares, 0.0, "sharp"))
-    fill = project(features(embedder, fills, DEFAULT_BLUR, "silhouettes"))
+    base = project(blurred_features(embedder, squares, DEFAULT_BLUR))
+    sharp = project(blurred_features(embedder, squares, 0.0))
+    fill = project(blurred_features(embedder, fills, DEFAULT_BLUR))
 
     members = val_ids()
     report: dict = {"split": "val", "ink": INK}

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from logosim.core.store import ArtifactStore
 from logosim.data.sources import SourceSpec
-from logosim.embed.params import DEFAULT_BLUR
+from logosim.embed.params import DEFAULT_BLUR, EmbedParams
 from logosim.train.augment import AugmentParams
 from logosim.train.checkpoint import BEST_MODEL, StopRequest
 from logosim.train.loop import train
@@ -48,8 +48,8 @@ from logosim.train.soup import soup_bytes
 DEV_BENCH = "/work/shared/bench/logo_bench_dev.parquet"
 SOUP = "logo-soup.pt"
 TRAIN_SIZE = 128
-EMBED_SIZE = 224
-# The build blurs its 224-px input by DEFAULT_BLUR; the same blur, scaled to the training size.
+EMBED_SIZE = EmbedParams().image_size
+# The build blurs its EMBED_SIZE-px input by DEFAULT_BLUR; the same blur at the training size.
 MATCHED_BLUR = DEFAULT_BLUR * TRAIN_SIZE / EMBED_SIZE
 
 # Issue 16's register edits (logosim/train/register_edits.py), as often as each is plausible.

@@ -131,8 +131,12 @@ def to_model_input(
 ) -> Image.Image:
     """An RGB ``size``×``size`` image: aspect ratio kept, padded on white (or centre-cropped;
     or trimmed to the mark and padded on its background colour), then blurred by ``blur``."""
-    square = _framed(image, size, mode)
-    return square.filter(ImageFilter.GaussianBlur(blur)) if blur > 0 else square
+    return soften(_framed(image, size, mode), blur)
+
+
+def soften(image: Image.Image, blur: float) -> Image.Image:
+    """``image`` blurred by a Gaussian of σ ``blur`` pixels; unchanged when ``blur`` is 0."""
+    return image.filter(ImageFilter.GaussianBlur(blur)) if blur > 0 else image
 
 
 def _framed(image: Image.Image, size: int, mode: NormalizeMode) -> Image.Image:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from loguru import logger
-from PIL import Image, ImageFilter
+from PIL import Image
 from tqdm import tqdm
 
 from logosim.core.failures import ImageFailure
@@ -26,7 +26,7 @@ from logosim.core.records import LogoRecord
 from logosim.core.settings import get_settings
 from logosim.data.decode import ImageDecodeError, decode_image
 from logosim.data.sources import Source
-from logosim.embed.normalize import to_array, to_model_input
+from logosim.embed.normalize import soften, to_array, to_model_input
 from logosim.embed.params import NormalizeMode
 from logosim.train.augment import LogoAugment
 
@@ -195,12 +195,11 @@ class PairBatches:
         second = index
         if self.partners[index] and rng.random() < self.p_partner:
             second = rng.choice(self.partners[index])
-        first = self.augment(self.images.image(index), rng)
-        other = self.augment(self.images.image(second), rng)
-        if self.blur > 0:  # after the augmentation, as the embedder blurs what it is given
-            soften = ImageFilter.GaussianBlur(self.blur)
-            first, other = first.filter(soften), other.filter(soften)
-        return first, other
+        # blurred after the augmentation, as the embedder blurs what it is given
+        return (
+            soften(self.augment(self.images.image(index), rng), self.blur),
+            soften(self.augment(self.images.image(second), rng), self.blur),
+        )
 
     def batch(
         self, epoch: int, step: int, pool: ThreadPoolExecutor | None = None
