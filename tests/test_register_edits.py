@@ -65,6 +65,29 @@ def test_outline_keeps_the_contour_and_empties_the_inside():
     assert len({tuple(p) for p in np.asarray(drawn)[mark]}) == 1  # one ink colour
 
 
+def _line_pixels(drawn: np.ndarray) -> float:
+    """Ink inside the canvas edge in full-ink pixels: line length × width, whatever the ink."""
+    grey = drawn[4:-4, 4:-4].astype(float).mean(axis=2)
+    return float((255 - grey).sum() / (255 - grey.min()))
+
+
+def test_supersampled_outline_draws_thinner_greyer_lines_and_sometimes_the_canvas_edge():
+    ratios = []
+    for seed in range(8):
+        plain = np.asarray(edits.outline(_logo(), random.Random(seed)))
+        thin = np.asarray(edits.outline(_logo(), random.Random(seed), supersample=2))
+        ratios.append(_line_pixels(thin) / _line_pixels(plain))
+        assert thin[64, 64].min() > 240  # the disc's centre stays blank
+        assert _mark(Image.fromarray(thin))[:, 40:90].any(axis=0).all()  # the contour is there
+        assert len(np.unique(thin.reshape(-1, 3), axis=0)) > 2  # grey where lines fall between
+    assert max(ratios) < 0.8 and np.mean(ratios) < 0.7  # thinner lines along the same contour
+    framed = [
+        bool((t[:, 0] < 250).all() and (t[0, :] < 250).all())
+        for t in (np.asarray(edits.outline(_logo(), random.Random(s), 2)) for s in range(8))
+    ]
+    assert any(framed) and not all(framed)  # the canvas edge traced in some drawings
+
+
 def test_wordmark_shrinks_the_symbol_and_writes_beside_it():
     for seed in range(4):
         filed = edits.add_wordmark(_logo(), random.Random(seed))

@@ -36,6 +36,9 @@ class AugmentParams(BaseModel):
     p_stretch: float = Field(0.0, ge=0, le=1)
     stretch_ratio: float = Field(1.6, ge=1, description="Strongest squeeze of one axis.")
     p_outline: float = Field(0.0, ge=0, le=1, description="Mark redrawn as contour lines.")
+    outline_supersample: int = Field(
+        1, ge=1, le=4, description="Contour lines 1/k px wide (traced at k× size, shrunk back)."
+    )
     p_wordmark: float = Field(0.0, ge=0, le=1, description="Mark shrunk beside a word.")
     p_banner: float = Field(0.0, ge=0, le=1, description="A band with a word across the mark.")
     p_ground: float = Field(0.0, ge=0, le=1, description="Coloured instead of white ground.")
@@ -153,7 +156,7 @@ class LogoAugment:
         if chance(p.p_weight):
             image = edits.stroke_weight(image, rng)
         if chance(p.p_outline):
-            image = edits.outline(image, rng)
+            image = edits.outline(image, rng, p.outline_supersample)
         if chance(p.p_wordmark):
             image = edits.add_wordmark(image, rng)
         if chance(p.p_frame):

@@ -62,16 +62,30 @@ def stretch(image: Image.Image, rng: random.Random, ratio: float) -> Image.Image
     return on_white(image, size)
 
 
-def outline(image: Image.Image, rng: random.Random) -> Image.Image:
-    """The mark redrawn as line art: every colour edge (inner details too), 1–2 px, one ink."""
+def outline(image: Image.Image, rng: random.Random, supersample: int = 1) -> Image.Image:
+    """The mark redrawn as line art: every colour edge (inner details too), 1–2 px, one ink.
+
+    ``supersample`` k > 1 traces the edges on the image enlarged k times and shrinks the
+    drawing back by area averaging: lines 1/k px wide, grey where they fall between pixels,
+    as a register's contour drawing looks once scaled down to the network's input; half of
+    those trace the canvas edge too, as an edge filter run on a whole filed image does.
+    """
     import cv2  # here, not at the top: TrainParams imports this module and `--help` stays light
 
     grey = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
+    height, width = grey.shape
+    if supersample > 1:
+        size = (width * supersample, height * supersample)
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)
     edges = cv2.Canny(grey, 40, 120) > 0
     if rng.random() < 0.5:
         edges = cv2.dilate(edges.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)
     out = np.full((*grey.shape, 3), 255, np.uint8)
+    if supersample > 1 and rng.random() < 0.5:
+        edges[[0, -1], :] = edges[:, [0, -1]] = True
     out[edges] = _dark_colour(rng)
+    if supersample > 1:
+        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
     return Image.fromarray(out)
 
 
