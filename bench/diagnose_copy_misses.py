@@ -253,6 +253,7 @@ def main() -> None:
         hits, figures = score(x, data, queries)
         report[split] = figures | {
             "top hits": breakdown(data, queries, hits),
+            "source has a pixel near-duplicate": share([bool(data.duplicate[q]) for q in queries]),
         }
         if split == "all" and args.pictures:
             args.pictures.mkdir(parents=True, exist_ok=True)
