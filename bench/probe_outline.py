@@ -19,7 +19,7 @@ split only, as ``figures_by_split.py`` picks them. Prints and writes JSON.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -88,22 +88,67 @@ def variants(base, sharp, fill, ratios, queries) -> dict[str, np.ndarray]:
     return out
 
 
-def main() -> None:
-    bench = pq.read_table(DEV_BENCH, columns=["id", "group", "image"]).to_pylist()
-    copies = pq.read_table(COPIES).to_pylist()
-    sources = {c["group"] for c in copies}
-    ids = [r["id"] for r in bench] + [c["id"] for c in copies]
-    edits = [""] * len(bench) + [c["edit"] for c in copies]
-    by_copy = [r["id"] if r["id"] in sources else "" for r in bench] + [c["group"] for c in copies]
-    by_brand = [r["group"] or "" for r in bench] + [""] * len(copies)
-    embedder = Embedder(EmbedParams(blur=0))  # the blur is applied here, after framing
+class ProbeSet:
+    """The dev bench and its copies as one gallery of 12,390, with each image's group in the
+    copy task (a copy belongs to its source) and in the brand task."""
+
+    def __init__(self) -> None:
+        bench = pq.read_table(DEV_BENCH, columns=["id", "group", "image"]).to_pylist()
+        copies = pq.read_table(COPIES).to_pylist()
+        sources = {c["group"] for c in copies}
+        self.rows = bench + copies
+        self.bench_size = len(bench)
+        self.ids = [r["id"] for r in self.rows]
+        self.edits = [""] * len(bench) + [c["edit"] for c in copies]
+        self.by_copy = [r["id"] if r["id"] in sources else "" for r in bench] + [
+            c["group"] for c in copies
+        ]
+        self.by_brand = [r["group"] or "" for r in bench] + [""] * len(copies)
+
+    def decoded(self) -> Iterator[np.ndarray]:
+        for row in tqdm(self.rows, desc="decode", mininterval=30):
+            yield np.asarray(Image.open(io.BytesIO(row["image"])).convert("RGB"))
+
+    def score(self, variants: Callable[[np.ndarray], dict[str, np.ndarray]], report: dict) -> None:
+        """Each variant's figures for the val split's copy and brand queries, into ``report``
+        (``variants`` maps query rows to named score matrices against the whole gallery)."""
+        members = val_ids()
+        ids = self.ids
+        kinds: dict[str, tuple[list[str], Callable[[int], str]]] = {
+            "copies": (self.by_copy, lambda i: self.by_copy[i] or ids[i]),
+            "bench": (self.by_brand, lambda i: ids[i]),
+        }
+        for kind, (groups, owner) in kinds.items():
+            codes = group_codes(groups)
+            queries = query_rows(codes, np.array([owner(i) in members for i in range(len(ids))]))
+            outline = np.array(["outline" in self.edits[q] for q in queries])
+            report[f"{kind} queries"] = len(queries)
+            for name, scores in variants(queries).items():
+                ranks = ranks_from_scores(scores.copy(), queries, codes)
+                keys = ("recall@1", "recall@10", "map", "nar")
+                entry = rounded(summarize(ranks, len(ids) - 1), keys)
+                if outline.any():
+                    first = np.array([r[0] for r in ranks])
+                    entry["outline R@1"] = round(float(np.mean(first[outline] <= 1)), 4)
+                    entry["outline R@100"] = round(float(np.mean(first[outline] <= 100)), 4)
+                report[f"{kind} {name}"] = entry
+
+
+def framer(embedder: Embedder) -> Callable[[np.ndarray], Image.Image]:
+    """The build's framing (trim or pad to the network's square), without the blur."""
 
     def framed(image: np.ndarray) -> Image.Image:
         return to_model_input(Image.fromarray(image), embedder.image_size, embedder.normalize)
 
+    return framed
+
+
+def main() -> None:
+    data = ProbeSet()
+    embedder = Embedder(EmbedParams(blur=0))  # the blur is applied here, after framing
+    framed = framer(embedder)
     squares, fills, ratios = [], [], []
-    for row in tqdm(bench + copies, desc="decode", mininterval=30):
-        raw = np.asarray(Image.open(io.BytesIO(row["image"])).convert("RGB"))
+    for raw in data.decoded():
         solid, ratio = silhouette(raw)
         squares.append(framed(raw))
         fills.append(framed(solid))
@@ -115,32 +160,16 @@ def main() -> None:
     sharp = project(blurred_features(embedder, squares, 0.0))
     fill = project(blurred_features(embedder, fills, DEFAULT_BLUR))
 
-    members = val_ids()
     report: dict = {"split": "val", "ink": INK}
-    kinds: dict[str, tuple[list[str], Callable[[int], str]]] = {
-        "copies": (by_copy, lambda i: by_copy[i] or ids[i]),  # a copy belongs by its source
-        "bench": (by_brand, lambda i: ids[i]),
-    }
-    for kind, (groups, owner) in kinds.items():
-        codes = group_codes(groups)
-        queries = query_rows(codes, np.array([owner(i) in members for i in range(len(ids))]))
-        outline = np.array(["outline" in edits[q] for q in queries])
-        report[f"{kind} queries"] = len(queries)
-        for name, scores in variants(base, sharp, fill, ratios_arr, queries).items():
-            ranks = ranks_from_scores(scores.copy(), queries, codes)
-            entry = rounded(summarize(ranks, len(ids) - 1), ("recall@1", "recall@10", "map", "nar"))
-            if outline.any():
-                first = np.array([r[0] for r in ranks])
-                entry["outline R@1"] = round(float(np.mean(first[outline] <= 1)), 4)
-            report[f"{kind} {name}"] = entry
-    copy_rows = np.array([bool(e) for e in edits])
-    outline_rows = np.array(["outline" in e for e in edits])
+    data.score(lambda queries: variants(base, sharp, fill, ratios_arr, queries), report)
+    copy_rows = np.array([bool(e) for e in data.edits])
+    outline_rows = np.array(["outline" in e for e in data.edits])
     report["silhouette / ink quartiles"] = {
         "outline copies": np.percentile(ratios_arr[outline_rows], [25, 50, 75]).round(2).tolist(),
         "other copies": np.percentile(ratios_arr[copy_rows & ~outline_rows], [25, 50, 75])
         .round(2)
         .tolist(),
-        "bench": np.percentile(ratios_arr[: len(bench)], [25, 50, 75]).round(2).tolist(),
+        "bench": np.percentile(ratios_arr[: data.bench_size], [25, 50, 75]).round(2).tolist(),
     }
     print_and_write(report, RESULTS / "outline-probe-val.json")
 
