@@ -60,38 +60,40 @@ class CopySet:
     """The copy set's rows in store order, with each row's source and the source's brand."""
 
     def __init__(self, ids: Sequence[str], copy_set: str) -> None:
-        rows = pq.read_table(copy_set, columns=["id", "group", "edit"]).to_pylist()
+        rows = pq.read_table(copy_set, columns=["id", "group", "edit", "image"]).to_pylist()
         bench = pq.read_table(DEV_BENCH, columns=["id", "group", "collection"]).to_pylist()
         brand_of = {r["id"]: r["group"] or "" for r in bench}
         collection_of = {r["id"]: r["collection"] or "" for r in bench}
         edit_of = {r["id"]: r["edit"] or "" for r in rows}
         group_of = {r["id"]: r["group"] or "" for r in rows}
+        self.images: dict[str, bytes] = {r["id"]: r["image"] for r in rows}
         self.ids = list(ids)
         self.edit = [edit_of[i] for i in ids]
         # A copy's group is its source's id; a bench image is its own source.
-        self.source = [group_of[i] if edit_of[i] else i for i in ids]
+        self.source = np.array([group_of[i] if edit_of[i] else i for i in ids])
         self.brand = np.array([brand_of.get(s, "") for s in self.source])
         self.collection = [collection_of.get(s, "") for s in self.source]
-        self.group = [group_of[i] for i in ids]
+        self.group = np.array([group_of[i] for i in ids])
+        self.edited = np.array([bool(e) for e in self.edit])
         sources = {group_of[r["id"]] for r in rows if r["edit"]}
         self.queries = np.array([k for k, g in enumerate(self.group) if g in sources])
         row = {image: k for k, image in enumerate(self.ids)}
         self.source_row = np.array([row[s] for s in self.source])
-        self.duplicate: dict[int, set[int]] = {}  # see near_duplicates
+        self.duplicate = self._near_duplicates()
 
-    def near_duplicates(self, images: dict[str, bytes]) -> None:
-        """``self.duplicate[i]``: the bench images (rows) drawn like row i's source, by pixels
-        alone: trimmed to the mark, colour, PIXELS a side, standardised, correlation ≥
+    def _near_duplicates(self) -> dict[int, set[int]]:
+        """Per query row: the bench images (rows) drawn like its source, by pixels alone:
+        trimmed to the mark, colour, PIXELS a side, standardised, correlation ≥
         DUPLICATE_CORRELATION (chosen by eye on pairs in bands of correlation)."""
-        bench = [k for k, e in enumerate(self.edit) if not e]
-        thumbs = np.stack([standardised_thumbnail(images[self.ids[k]]) for k in bench])
+        bench = np.flatnonzero(~self.edited)
+        thumbs = np.stack([standardised_thumbnail(self.images[self.ids[k]]) for k in bench])
         position = {k: j for j, k in enumerate(bench)}
         wanted = sorted({position[self.source_row[q]] for q in self.queries})
         close = thumbs[wanted] @ thumbs.T >= DUPLICATE_CORRELATION
         like = {
             bench[wanted[j]]: {bench[c] for c in np.flatnonzero(row)} for j, row in enumerate(close)
         }
-        self.duplicate = {q: like[self.source_row[q]] - {self.source_row[q]} for q in self.queries}
+        return {q: like[self.source_row[q]] - {self.source_row[q]} for q in self.queries}
 
     def duplicates(self, queries: np.ndarray) -> np.ndarray:
         """Mask (queries × items): near-duplicates of the query's source, and their copies."""
@@ -117,18 +119,15 @@ class CopySet:
     def siblings(self, queries: np.ndarray) -> np.ndarray:
         """Mask (queries × items): the query source's brand siblings and their copies."""
         brands = self.brand[queries][:, None]
-        sources = np.array(self.source)
         return (
             (brands != "")
             & (self.brand[None, :] == brands)
-            & (sources[None, :] != sources[queries][:, None])
+            & (self.source[None, :] != self.source[queries][:, None])
         )
 
     def other_copies(self, queries: np.ndarray) -> np.ndarray:
         """Mask (queries × items): edited copies of other sources."""
-        edited = np.array([bool(e) for e in self.edit])
-        groups = np.array(self.group)
-        return edited[None, :] & (groups[None, :] != groups[queries][:, None])
+        return self.edited[None, :] & (self.group[None, :] != self.group[queries][:, None])
 
 
 # Galleries the diagnosis scores: the official one, and with items of a miss kind left out.
@@ -197,14 +196,7 @@ def breakdown(data: CopySet, queries: np.ndarray, hits: np.ndarray) -> dict:
     return out
 
 
-def load_images(copy_set: str) -> dict[str, bytes]:
-    table = pq.read_table(copy_set, columns=["id", "image"]).to_pydict()
-    return dict(zip(table["id"], table["image"], strict=True))
-
-
-def picture(
-    data: CopySet, images: dict[str, bytes], queries: np.ndarray, hits: np.ndarray, out: Path
-) -> None:
+def picture(data: CopySet, queries: np.ndarray, hits: np.ndarray, out: Path) -> None:
     """Rows of query | wrong top hit | the right answer, four per miss kind."""
     rng = np.random.default_rng(0)
     rows: list[tuple[str, int, int]] = []
@@ -220,7 +212,7 @@ def picture(
         answer = next(k for k, g in enumerate(data.group) if g == data.group[q] and k != q)
         y = 16 + r * (THUMB + 16)
         for c, k in enumerate((q, h, answer)):
-            thumb = Image.open(io.BytesIO(images[data.ids[k]])).convert("RGB")
+            thumb = Image.open(io.BytesIO(data.images[data.ids[k]])).convert("RGB")
             thumb.thumbnail((THUMB, THUMB))
             canvas.paste(thumb, (c * (THUMB + 8), y))
         label = f"{kind}; query edit: {data.edit[q] or 'none (original)'}"
@@ -241,8 +233,6 @@ def main() -> None:
     ids, vectors = stored_vectors(store, LogoIndex.load(store).manifest)
     x = np.ascontiguousarray(vectors, np.float32)
     data = CopySet(ids, args.copy_set)
-    images = load_images(args.copy_set)
-    data.near_duplicates(images)
     report: dict = {"store": args.store}
     splits = {"all": data.queries}
     if args.splits_from:
@@ -257,7 +247,7 @@ def main() -> None:
         }
         if split == "all" and args.pictures:
             args.pictures.mkdir(parents=True, exist_ok=True)
-            picture(data, images, queries, hits, args.pictures / f"copy_misses_{args.name}.png")
+            picture(data, queries, hits, args.pictures / f"copy_misses_{args.name}.png")
     print_and_write(report, RESULTS / f"copy_misses_{args.name}.json")
 
 
