@@ -31,13 +31,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 from bench_data import COPY_SET, DEV_BENCH, print_and_write, rounded
+from figures_by_split import live_vectors
 from PIL import Image, ImageDraw
 
 from logosim.core.store import ArtifactStore
 from logosim.data.splits import load_split_ids
 from logosim.embed.normalize import to_model_input
-from logosim.index.logo_index import LogoIndex
-from logosim.search.evaluate import stored_vectors
 from logosim.search.metrics import group_codes, ranks_from_scores, summarize
 
 RESULTS = Path(__file__).parent / "results"
@@ -229,9 +228,7 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--pictures", type=Path, help="Folder for the examples' picture.")
     args = parser.parse_args()
-    store = ArtifactStore(args.store)
-    ids, vectors = stored_vectors(store, LogoIndex.load(store).manifest)
-    x = np.ascontiguousarray(vectors, np.float32)
+    ids, x = live_vectors(ArtifactStore(args.store))
     data = CopySet(ids, args.copy_set)
     report: dict = {"store": args.store}
     splits = {"all": data.queries}

@@ -42,6 +42,12 @@ def _columns(path: str, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return {n: dict(zip(ids, table.column(n).to_pylist(), strict=True)) for n in names}
 
 
+def live_vectors(store: ArtifactStore) -> tuple[list[str], np.ndarray]:
+    """A built store's live index vectors (as evaluate scores them), float32 and contiguous."""
+    ids, vectors = stored_vectors(store, LogoIndex.load(store).manifest)
+    return ids, np.ascontiguousarray(vectors, np.float32)
+
+
 def twin_vectors(store: ArtifactStore, ids: list[str], plain: np.ndarray) -> np.ndarray:
     """Each image's vector from the text-masked ``store`` where its text was masked, else
     its plain vector (so the twin adds nothing for images without text)."""
@@ -62,8 +68,7 @@ def per_split(
     split_key: Callable[[str, str | None], str | None],
     twin_store: ArtifactStore | None = None,
 ) -> tuple[dict, list[str], np.ndarray, list[str | None], np.ndarray | None]:
-    ids, vectors = stored_vectors(store, LogoIndex.load(store).manifest)
-    x = np.ascontiguousarray(vectors, np.float32)
+    ids, x = live_vectors(store)
     twin = None if twin_store is None else twin_vectors(twin_store, ids, x)
     groups = [groups_of[i] or None for i in ids]
     figures = {}

@@ -6,7 +6,8 @@ twin**: its colour edges traced (Canny at full size) as one-pixel black lines on
 (``border``) or without the canvas edge, framed and embedded like the image. A pair scores the
 better of the plain similarity and plain-vs-twin, the twin side taken only where the *other*
 image is line art (``gatedR``: silhouette / ink ≥ R, as ``probe_outline.py`` measures it) or
-always (``max``). Twins are never compared with twins (the eleventh round's silhouettes on both
+always (``max``), or always with a margin the twin side must win by (``margin``, fourteenth
+round). Twins are never compared with twins (the eleventh round's silhouettes on both
 sides collapsed retrieval).
 
 Shipped weights and projection, the build's trim framing and σ 2 blur, no text mask; gallery
@@ -33,6 +34,7 @@ from logosim.embed.weight_files import logo_projection_path
 
 RESULTS = Path(__file__).parent / "results"
 GATES = (2.0, 3.0)  # silhouette / ink from which an image is line art (outline copies' median 3.3)
+MARGINS = (0.03, 0.06, 0.1, 0.15)  # the twin side must beat the plain score by this much
 
 
 def line_art(image: np.ndarray, border: bool) -> np.ndarray:
@@ -46,17 +48,22 @@ def line_art(image: np.ndarray, border: bool) -> np.ndarray:
 
 
 def twin_scores(
-    plain: np.ndarray, twin: np.ndarray, line: np.ndarray | None, queries: np.ndarray
+    plain: np.ndarray,
+    twin: np.ndarray,
+    line: np.ndarray | None,
+    queries: np.ndarray,
+    margin: float = 0.0,
 ) -> np.ndarray:
     """max(plain·plain, query plain · gallery twin, query twin · gallery plain); with ``line``
-    (gated) the twin side counts only where the plain side's image is line art."""
+    (gated) the twin side counts only where the plain side's image is line art; ``margin`` is
+    taken off the twin side (it wins only where it beats the plain score by that much)."""
     scores = plain[queries] @ plain.T
     to_twins = plain[queries] @ twin.T  # a line-art query against every image's line art
     from_twins = twin[queries] @ plain.T  # the query's line art against line-art images
     if line is not None:
         to_twins = np.where(line[queries][:, None], to_twins, -np.inf)
         from_twins = np.where(line[None, :], from_twins, -np.inf)
-    return np.maximum(scores, np.maximum(to_twins, from_twins))
+    return np.maximum(scores, np.maximum(to_twins, from_twins) - margin)
 
 
 def main() -> None:
@@ -84,6 +91,11 @@ def main() -> None:
             out[f"max-{name}"] = twin_scores(plain, twin, None, queries)
             for gate in GATES:
                 out[f"gated{gate:g}-{name}"] = twin_scores(plain, twin, ratio >= gate, queries)
+        bordered_twin = vectors["border-twin"]
+        for margin in MARGINS:
+            out[f"margin{margin:g}-border-twin"] = twin_scores(
+                plain, bordered_twin, None, queries, margin
+            )
         return out
 
     report: dict = {"split": "val"} | {
