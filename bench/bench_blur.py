@@ -37,14 +37,21 @@ RESULTS = Path(__file__).parent / "results"
 BATCH = 64
 
 
+def masked_images(store: ArtifactStore, rows: list[dict]) -> list:
+    """Each image decoded with its stored text mask painted in, not yet framed."""
+    prepare = masked_prepare(store, MaskReader.of_store(store).manifests, MaskParams())
+    return [
+        prepare(LogoRecord(id=row["id"], ref=row["id"], row=0), decode_image(row["image"]))
+        for row in tqdm(rows, desc="decode", unit="img", mininterval=30)
+    ]
+
+
 def framed_inputs(store: ArtifactStore, rows: list[dict], embedder: Embedder) -> list:
     """Each image with its stored text mask applied and framed as the build framed it."""
-    prepare = masked_prepare(store, MaskReader.of_store(store).manifests, MaskParams())
-    out = []
-    for row in tqdm(rows, desc="decode", unit="img", mininterval=30):
-        image = prepare(LogoRecord(id=row["id"], ref=row["id"], row=0), decode_image(row["image"]))
-        out.append(to_model_input(image, embedder.image_size, embedder.normalize))
-    return out
+    return [
+        to_model_input(image, embedder.image_size, embedder.normalize)
+        for image in masked_images(store, rows)
+    ]
 
 
 def blurred_features(embedder: Embedder, inputs: list, sigma: float) -> np.ndarray:

@@ -94,6 +94,35 @@ def corrected_ranks(
     return rounded(summarize(ranks, len(x) - 1), KEYS)
 
 
+def copy_set_tasks(ids: list[str], copy_set: str = COPY_SET) -> dict[str, tuple]:
+    """The two tasks a copy-set store's rows ``ids`` are scored on, each as (its rows, their
+    groups, the split key of each row): ``copies`` on every row (a copy belongs to its source's
+    split), ``bench`` on the bench rows with their brand groups (gallery = bench)."""
+    labels = _columns(copy_set, ("group", "edit"))
+    copy_groups = [labels["group"][i] or None for i in ids]
+    bench_rows = np.flatnonzero([not labels["edit"][i] for i in ids])
+    brand = _columns(DEV_BENCH, ("group",))["group"]
+    bench_ids = [ids[i] for i in bench_rows]
+    return {
+        "copies": (np.arange(len(ids)), copy_groups, copy_groups),
+        "bench": (bench_rows, [brand[i] or None for i in bench_ids], bench_ids),
+    }
+
+
+def split_members(splits_from: str, splits: str) -> dict[str, set[str] | None]:
+    """The ids of each of the comma-separated ``splits`` (None for ``all``)."""
+    store = ArtifactStore(splits_from)
+    return {s: None if s == "all" else load_split_ids(store, s) for s in splits.split(",")}
+
+
+def split_masks(members: dict[str, set[str] | None], keys: list) -> dict[str, np.ndarray | None]:
+    """For each split, which rows (by their split key) belong to it; None for ``all``."""
+    return {
+        split: None if ids is None else np.array([k in ids for k in keys])
+        for split, ids in members.items()
+    }
+
+
 def vectors_in_order(path: str, order: list[str]) -> np.ndarray:
     """A store's live vectors in the row order ``order`` (the same images, other weights)."""
     ids, vectors = live_vectors(ArtifactStore(path))
@@ -116,26 +145,17 @@ def main() -> None:
     ids, x = live_vectors(ArtifactStore(args.store))
     if args.second_store:  # a score average: the two unit descriptors side by side
         x = np.hstack([x, vectors_in_order(args.second_store, ids)]) / np.float32(np.sqrt(2))
-    copy_labels = _columns(args.copy_set, ("group", "edit"))
-    copy_groups = [copy_labels["group"][i] or None for i in ids]
-    bench_rows = np.flatnonzero([not copy_labels["edit"][i] for i in ids])
-    brand = _columns(DEV_BENCH, ("group",))["group"]
-    bench_ids = [ids[i] for i in bench_rows]
-    tasks = {  # name: (vectors, groups, the split key of each row)
-        "copies": (x, copy_groups, copy_groups),
-        "bench": (x[bench_rows], [brand[i] or None for i in bench_ids], bench_ids),
-    }
     depth = max(k for k, _ in settings) + 1
     report: dict = {"store": args.store, "second store": args.second_store, "settings": {}}
-    splits = ArtifactStore(args.splits_from)
-    members = {s: load_split_ids(splits, s) for s in args.splits.split(",") if s != "all"}
-    for task, (vectors, groups, keys) in tasks.items():
+    members = split_members(args.splits_from, args.splits)
+    for task, (rows, groups, keys) in copy_set_tasks(ids, args.copy_set).items():
+        vectors = x[rows]
+        masks = split_masks(members, keys)
         near = Neighbours(vectors, depth)
         report[f"{task} k-occurrence skewness (k=10)"] = round(near.skewness(10), 3)
         for k, beta in [(0, 0.0), *settings]:
             entry = report["settings"].setdefault("plain" if not beta else f"k{k} beta{beta:g}", {})
-            for split in args.splits.split(","):
-                mask = None if split == "all" else np.array([g in members[split] for g in keys])
+            for split, mask in masks.items():
                 entry[f"{task} {split}"] = corrected_ranks(vectors, groups, mask, near, k, beta)
     print_and_write(report, RESULTS / f"hubness_{args.name}.json")
 

@@ -25,35 +25,22 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from bench_data import COPY_SET, DEV_BENCH, print_and_write, rounded
-from figures_by_split import _columns
+from bench_blur import masked_images
+from bench_data import COPY_SET, print_and_write, rounded
+from probe_hubness import copy_set_tasks, split_masks, split_members
 from tqdm import tqdm
 
-from logosim.core.records import LogoRecord
 from logosim.core.store import ArtifactStore
-from logosim.data.decode import decode_image
-from logosim.data.splits import load_split_ids
 from logosim.embed.embedder import Embedder
 from logosim.embed.normalize import to_array, to_model_input
 from logosim.embed.params import DEFAULT_BLUR, EmbedParams
 from logosim.embed.pca import Descriptors
-from logosim.preprocess.mask_store import MaskReader, masked_prepare
-from logosim.preprocess.text_mask import MaskParams
-from logosim.search.metrics import group_codes, query_rows, ranks_from_scores, summarize
+from logosim.search.metrics import leave_one_out
 
 RESULTS = Path(__file__).parent / "results"
 KEYS = ("recall@1", "recall@10", "map", "nar", "queries")
 BATCH = 64
 BASE = 224
-
-
-def prepared_images(store: ArtifactStore, rows: list[dict]) -> list:
-    """Each image decoded with its stored text mask painted in, not yet framed."""
-    prepare = masked_prepare(store, MaskReader.of_store(store).manifests, MaskParams())
-    return [
-        prepare(LogoRecord(id=row["id"], ref=row["id"], row=0), decode_image(row["image"]))
-        for row in tqdm(rows, desc="decode", unit="img", mininterval=30)
-    ]
 
 
 def unit_features(images: list, size: int) -> np.ndarray:
@@ -69,16 +56,6 @@ def unit_features(images: list, size: int) -> np.ndarray:
     return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
-def figures(x: np.ndarray, groups: list, mask: np.ndarray | None) -> dict:
-    codes = group_codes(groups)
-    queries = query_rows(codes, mask)
-    ranks = []
-    for start in range(0, len(queries), 512):
-        block = queries[start : start + 512]
-        ranks.extend(ranks_from_scores(x[block] @ x.T, block, codes))
-    return rounded(summarize(ranks, len(x) - 1), KEYS)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, help="A built copy-set store (text-masked).")
@@ -92,21 +69,15 @@ def main() -> None:
     rows = pq.read_table(COPY_SET, columns=["id", "image"]).to_pylist()
     ids = [r["id"] for r in rows]
     describe = Descriptors.load(store, store.load_verified("pca/pca.npz"))
-    images = prepared_images(store, rows)
+    images = masked_images(store, rows)
     features = {size: unit_features(images, size) for size in map(int, args.sizes.split(","))}
     del images
 
-    labels = _columns(COPY_SET, ("group", "edit"))
-    brand = _columns(DEV_BENCH, ("group",))["group"]
-    bench_rows = np.flatnonzero([not labels["edit"][i] for i in ids])
-    bench_ids = [ids[i] for i in bench_rows]
-    copy_groups = [labels["group"][i] or None for i in ids]
-    tasks = {  # name: (rows, groups, the split key of each row)
-        "copies": (np.arange(len(ids)), copy_groups, copy_groups),
-        "bench": (bench_rows, [brand[i] or None for i in bench_ids], bench_ids),
+    members = split_members(args.splits_from, args.splits)
+    tasks = {
+        task: (task_rows, groups, split_masks(members, keys))
+        for task, (task_rows, groups, keys) in copy_set_tasks(ids).items()
     }
-    splits = ArtifactStore(args.splits_from)
-    members = {s: load_split_ids(splits, s) for s in args.splits.split(",") if s != "all"}
     variants = {str(size): [size] for size in features}
     variants |= {combo: [int(s) for s in combo.split("+")] for combo in args.combos.split(",")}
     report: dict = {"store": args.store, "projection": "the store's (fitted at 224)"}
@@ -115,10 +86,10 @@ def main() -> None:
             continue
         x = describe(np.mean([features[s] for s in sizes], axis=0)).astype(np.float32)
         entry = report.setdefault(name, {})
-        for task, (task_rows, groups, keys) in tasks.items():
-            for split in args.splits.split(","):
-                mask = None if split == "all" else np.array([k in members[split] for k in keys])
-                entry[f"{task} {split}"] = figures(x[task_rows], groups, mask)
+        for task, (task_rows, groups, masks) in tasks.items():
+            for split, mask in masks.items():
+                figures = leave_one_out(x[task_rows], groups, mask)
+                entry[f"{task} {split}"] = rounded(figures, KEYS)
     print_and_write(report, RESULTS / f"multiscale_{args.name}.json")
 
 
